@@ -1,0 +1,44 @@
+# trends-gql: `make run` serves, `make test` tests. `make help` lists every target.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.DEFAULT_GOAL := help
+.PHONY: help install run migrate serve test lint format schema clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed ## create .venv and install the project with its dev tools
+
+migrate: install ## apply database migrations (DATABASE_URL, default SQLite under var/)
+	$(BIN)/trends migrate
+
+run: migrate ## install, migrate and serve on http://$(HOST):$(PORT) (GraphiQL at /graphql)
+	$(BIN)/trends serve --host $(HOST) --port $(PORT)
+
+test: install ## run the tests on SQLite and PostgreSQL (TEST_DATABASE_URL)
+	$(BIN)/pytest
+
+lint: install ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+schema: install ## regenerate schema.graphql from the code
+	$(BIN)/strawberry export-schema trends_gql.schema:schema --output schema.graphql
+
+clean: ## remove .venv and caches (keeps var/ and media/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,1 @@
+"""RQ job functions: thin callers of trends_gql services."""

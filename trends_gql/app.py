@@ -1,0 +1,98 @@
+"""The Starlette application: /graphql, /healthz, CORS."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+import orjson
+import redis
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from trends_gql.db import Database
+from trends_gql.schema import Context, schema
+from trends_gql.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+class GraphQLView(GraphQL[Context, None]):
+    def __init__(self, db: Database, settings: Settings) -> None:
+        super().__init__(schema, graphql_ide="graphiql")
+        self.db = db
+        self.settings = settings
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        return Context(db=self.db, settings=self.settings, request=request, response=response)
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+
+def _check_redis(url: str) -> str:
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    try:
+        client.ping()
+        return "ok"
+    except redis.RedisError as exc:
+        return f"unavailable: {exc}"
+    finally:
+        client.close()
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The ASGI app for `settings` (default: the process settings)."""
+    settings = settings or get_settings()
+    db = Database(settings.database_url, settings.db_pool_size)
+
+    async def healthz(request: Request) -> JSONResponse:
+        try:
+            await anyio.to_thread.run_sync(db.ping)
+            database = "ok"
+        except Exception as exc:  # any failure to answer is "down", whatever the driver
+            log.warning("health check: database unavailable: %s", exc)
+            database = "unavailable"
+        redis_status = await anyio.to_thread.run_sync(_check_redis, settings.redis_url)
+        status = 200 if database == "ok" else 503
+        body = {
+            "status": "ok" if status == 200 else "unavailable",
+            "database": database,
+            "redis": redis_status,
+        }
+        return JSONResponse(body, status_code=status)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        db.dispose()
+
+    graphql = GraphQLView(db, settings)
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
+            Route("/healthz", healthz),
+        ],
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_credentials=True,
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["content-type", "graphql-require-preflight", "x-requested-with"],
+                max_age=600,
+            )
+        ],
+        lifespan=lifespan,
+    )
+    app.state.db = db
+    app.state.settings = settings
+    return app

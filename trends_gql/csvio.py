@@ -1,0 +1,233 @@
+"""The pipeline's CSV format: encodings, separators, header matching, row reading, writing."""
+
+import codecs
+import csv
+import enum
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, NamedTuple
+
+from trends_gql.validation import FIELDS, FieldError, clean_trend
+
+HEADERS: dict[str, str] = {
+    "megatrend": "Megatrend",
+    "macrotrend": "Macrotrend",
+    "challenges_and_research_gaps": "Challenges and Research Gaps",
+    "total_count_of_publications": "Total Count of Publications",
+    "total_count_of_patents": "Total Count of Patents",
+    "technology_readiness_level": "Technology Readiness Level",
+    "impact_strength": "Impact Strength",
+    "steepl": "STEEPL",
+    "relevant_industries": "Relevant Industries",
+    "real_world_application_and_use_cases": "Real-World Application and Use Cases",
+}
+REQUIRED = ("megatrend", "macrotrend", "challenges_and_research_gaps")
+_EXTRA_ALIASES = {
+    "challenges": "challenges_and_research_gaps",
+    "publications": "total_count_of_publications",
+    "patents": "total_count_of_patents",
+    "trl": "technology_readiness_level",
+    "impact": "impact_strength",
+    "industries": "relevant_industries",
+    "usecases": "real_world_application_and_use_cases",
+}
+# Columns of the old service's own exports that carry no data of a record.
+_IGNORED = {"id", "uploadedat", "updatedat", "fingerprint", ""}
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_CHUNK = 1 << 20
+
+
+def normalise_header(name: str) -> str:
+    """Header text ignoring case, spaces and punctuation."""
+    return re.sub(r"[\W_]+", "", name).casefold()
+
+
+_ALIASES = {normalise_header(h): f for f, h in HEADERS.items()}
+_ALIASES.update({normalise_header(f): f for f in FIELDS})
+_ALIASES.update(_EXTRA_ALIASES)
+
+
+class CsvFormatError(ValueError):
+    """The file as a whole cannot be read as trend records."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    line: int
+    column: str | None
+    message: str
+
+
+class ParsedRow(NamedTuple):
+    line: int
+    values: dict[str, Any] | None
+    errors: list[RowError]
+
+
+def escape_cell(value: str) -> str:
+    """Neutralise a cell a spreadsheet would run as a formula (OWASP: prefix a quote)."""
+    if value.lstrip("'").startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def unescape_cell(value: str) -> str:
+    """Undo escape_cell exactly."""
+    if value.startswith("'") and value.lstrip("'").startswith(_FORMULA_START):
+        return value[1:]
+    return value
+
+
+def detect_encoding(path: Path) -> str:
+    """'utf-8-sig' when the whole file is UTF-8, else 'cp1252'; CsvFormatError for binary data."""
+    with path.open("rb") as f:
+        head = f.read(4)
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise CsvFormatError("the file is UTF-16: save it as UTF-8")
+        for encoding in ("utf-8-sig", "cp1252"):
+            f.seek(0)
+            decoder = codecs.getincrementaldecoder(encoding)()
+            try:
+                while chunk := f.read(_CHUNK):
+                    if b"\x00" in chunk:
+                        raise CsvFormatError(
+                            "the file contains NUL bytes: it is not a CSV text file"
+                        )
+                    decoder.decode(chunk)
+                decoder.decode(b"", final=True)
+                return encoding
+            except UnicodeDecodeError:
+                continue
+    raise CsvFormatError("the file is neither UTF-8 nor cp1252 text")
+
+
+def _sniff_delimiter(first_line: str) -> str:
+    return ";" if first_line.count(";") >= first_line.count(",") else ","
+
+
+@dataclass
+class HeaderMap:
+    fields: list[str | None]
+    names: list[str]
+    by_position: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+def map_header(cells: list[str]) -> HeaderMap:
+    """Which field each column holds; CsvFormatError when the header cannot be used."""
+    keys = [normalise_header(c) for c in cells]
+    fields = [_ALIASES.get(k) for k in keys]
+    if not any(fields):
+        if len(cells) == len(FIELDS):
+            return HeaderMap(
+                list(FIELDS),
+                [HEADERS[f] for f in FIELDS],
+                by_position=True,
+                warnings=["header not recognised: the ten columns are read by position"],
+            )
+        raise CsvFormatError(
+            f"header not recognised ({len(cells)} columns): expected the columns "
+            + "; ".join(HEADERS.values())
+        )
+    unknown = [
+        c for c, k, f in zip(cells, keys, fields, strict=True) if f is None and k not in _IGNORED
+    ]
+    if unknown:
+        raise CsvFormatError(
+            "unknown column(s): "
+            + ", ".join(repr(c) for c in unknown)
+            + "; expected: "
+            + "; ".join(HEADERS.values())
+        )
+    seen = [f for f in fields if f]
+    duplicated = sorted({f for f in seen if seen.count(f) > 1})
+    if duplicated:
+        raise CsvFormatError("column(s) given twice: " + ", ".join(HEADERS[f] for f in duplicated))
+    missing = [HEADERS[f] for f in REQUIRED if f not in seen]
+    if missing:
+        raise CsvFormatError("missing required column(s): " + ", ".join(missing))
+    warnings = [f"column {HEADERS[f]!r} is absent: left empty" for f in FIELDS if f not in seen]
+    names = [c.strip() for c in cells]
+    return HeaderMap(fields, names, warnings=warnings)
+
+
+class TrendCsvReader:
+    """Reads a trend CSV file as a stream of validated rows with physical line numbers."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.encoding = detect_encoding(self.path)
+        with self.path.open(encoding=self.encoding, newline="") as f:
+            first_line = f.readline()
+        if not first_line.strip():
+            raise CsvFormatError("the file is empty")
+        self.delimiter = _sniff_delimiter(first_line)
+        self.header: HeaderMap | None = None
+
+    @property
+    def encoding_name(self) -> str:
+        return "UTF-8" if self.encoding == "utf-8-sig" else "cp1252"
+
+    def __iter__(self) -> Iterator[ParsedRow]:
+        with self.path.open(encoding=self.encoding, newline="") as f:
+            reader = csv.reader(f, delimiter=self.delimiter, strict=True)
+            try:
+                self.header = header = map_header(next(reader))
+            except csv.Error as exc:
+                raise CsvFormatError(f"line 1: {exc}") from None
+            width = len(header.fields)
+            columns = [(i, f) for i, f in enumerate(header.fields) if f]
+            names = {f: header.names[i] for i, f in columns}
+            end = reader.line_num
+            rows = 0
+            while True:
+                start = end + 1
+                try:
+                    cells = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    raise CsvFormatError(f"line {start}: {exc}") from None
+                end = reader.line_num
+                if not any(c.strip() for c in cells):
+                    continue
+                rows += 1
+                if len(cells) != width:
+                    msg = f"expected {width} columns, found {len(cells)}"
+                    yield ParsedRow(start, None, [RowError(start, None, msg)])
+                    continue
+                raw = {f: unescape_cell(cells[i]) for i, f in columns}
+                values, errors = clean_trend(raw)
+                if errors:
+                    yield ParsedRow(start, None, [_row_error(start, e, names) for e in errors])
+                else:
+                    yield ParsedRow(start, values, [])
+            if rows == 0:
+                raise CsvFormatError("the file has a header but no data rows")
+
+
+def _row_error(line: int, error: FieldError, names: Mapping[str, str]) -> RowError:
+    return RowError(line, names.get(error.field, HEADERS[error.field]), error.message)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, str):
+        return escape_cell(value)
+    return str(value)
+
+
+def write_csv(records: Iterable[Mapping[str, Any]], out: IO[str]) -> int:
+    """Write records in the pipeline's format (so re-importing them is a no-op); return the count."""
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow(HEADERS.values())
+    count = 0
+    for record in records:
+        writer.writerow([_cell(record[f]) for f in FIELDS])
+        count += 1
+    return count

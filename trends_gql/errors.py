@@ -1,0 +1,23 @@
+"""Errors a client may see, each with the code it carries in `extensions.code`."""
+
+from typing import Any
+
+
+class TrendsError(Exception):
+    """An expected failure whose message is safe to show to the client."""
+
+    code = "INTERNAL_SERVER_ERROR"
+
+    def __init__(self, message: str, *, field: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.extensions: dict[str, Any] = {"code": self.code, **extra}
+        if field:
+            self.extensions["field"] = field
+
+
+class BadUserInput(TrendsError):
+    code = "BAD_USER_INPUT"
+
+
+class NotFound(TrendsError):
+    code = "NOT_FOUND"

@@ -1,0 +1,225 @@
+"""Import of trend CSV files (strict, streaming, batched, deduplicated) and export."""
+
+import enum
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from trends_gql.csvio import RowError, TrendCsvReader, write_csv
+from trends_gql.db import utcnow
+from trends_gql.models import TREND_TABLE
+from trends_gql.queries import TrendFilter, filter_clauses
+from trends_gql.validation import FIELDS, fingerprint
+
+log = logging.getLogger(__name__)
+
+ExportFormat = Literal["csv", "json"]
+_COLUMNS = (*FIELDS, "fingerprint", "uploaded_at", "updated_at")
+_INSERT_COLUMNS = ", ".join(_COLUMNS)
+
+
+@dataclass
+class ImportReport:
+    """What an import did, or in a dry run would do."""
+
+    file: str
+    dry_run: bool = False
+    encoding: str = ""
+    delimiter: str = ""
+    by_position: bool = False
+    total: int = 0
+    created: int = 0
+    skipped: int = 0
+    invalid: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.invalid == 0
+
+
+BatchWriter = Callable[[list[tuple[Any, ...]]], int]
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def _postgres_writer(session: Session) -> BatchWriter:
+    # COPY into a scratch table, then one set-based insert that skips known fingerprints.
+    raw = session.connection().connection.driver_connection
+    cur = raw.cursor()
+    cur.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS trend_import ON COMMIT DROP AS "
+        f"SELECT {_INSERT_COLUMNS} FROM trend WITH NO DATA"
+    )
+
+    def write(rows: list[tuple[Any, ...]]) -> int:
+        with cur.copy(f"COPY trend_import ({_INSERT_COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(
+            f"INSERT INTO trend ({_INSERT_COLUMNS}) SELECT {_INSERT_COLUMNS} FROM trend_import "
+            "ON CONFLICT (fingerprint) DO NOTHING"
+        )
+        created = cur.rowcount
+        cur.execute("TRUNCATE trend_import")
+        return created
+
+    return write
+
+
+def _sqlite_writer(session: Session) -> BatchWriter:
+    raw = session.connection().connection.driver_connection
+    marks = ", ".join("?" for _ in _COLUMNS)
+    sql = (
+        f"INSERT INTO trend ({_INSERT_COLUMNS}) VALUES ({marks}) "
+        "ON CONFLICT (fingerprint) DO NOTHING"
+    )
+
+    def write(rows: list[tuple[Any, ...]]) -> int:
+        before = raw.total_changes
+        raw.executemany(sql, rows)
+        return raw.total_changes - before
+
+    return write
+
+
+def _timestamp(session: Session) -> Any:
+    """Now, in the form the raw driver stores for a UTCDateTime column."""
+    dialect = session.get_bind().dialect
+    process = TREND_TABLE.c.uploaded_at.type.bind_processor(dialect)
+    now = utcnow()
+    return process(now) if process else now
+
+
+def import_trends(
+    session: Session,
+    path: Path,
+    *,
+    dry_run: bool = False,
+    batch_size: int = 5000,
+    max_errors: int = 100,
+    on_progress: Callable[[ImportReport], None] | None = None,
+) -> ImportReport:
+    """Import a CSV file in one transaction: all rows, or none when any row is invalid.
+
+    Commits on success; a dry run, or a file with invalid rows, is rolled back, and the
+    counts say what would have happened. Raises CsvFormatError when the file is unreadable.
+    """
+    reader = TrendCsvReader(path)
+    report = ImportReport(
+        file=str(path), dry_run=dry_run, encoding=reader.encoding_name, delimiter=reader.delimiter
+    )
+    dialect = session.get_bind().dialect.name
+    writer = _postgres_writer(session) if dialect == "postgresql" else _sqlite_writer(session)
+    now = _timestamp(session)
+    batch: list[tuple[Any, ...]] = []
+
+    def flush() -> None:
+        created = writer(batch)
+        report.created += created
+        report.skipped += len(batch) - created
+        batch.clear()
+        if on_progress:
+            on_progress(report)
+
+    try:
+        for row in reader:
+            if report.total == 0 and reader.header:
+                report.by_position = reader.header.by_position
+                report.warnings = list(reader.header.warnings)
+            report.total += 1
+            if row.values is None:
+                report.invalid += 1
+                room = max_errors - len(report.errors)
+                report.errors.extend(row.errors[: max(room, 0)])
+                continue
+            values = row.values
+            batch.append((*(_plain(values[f]) for f in FIELDS), fingerprint(values), now, now))
+            if len(batch) >= batch_size:
+                flush()
+        if batch:
+            flush()
+    except BaseException:
+        session.rollback()
+        raise
+    if dry_run or report.invalid:
+        session.rollback()
+        if not dry_run:
+            report.created = report.skipped = 0
+    else:
+        session.commit()
+    log.info(
+        "import %s: %d rows, %d created, %d skipped, %d invalid%s",
+        path,
+        report.total,
+        report.created,
+        report.skipped,
+        report.invalid,
+        " (dry run)" if dry_run else "",
+    )
+    return report
+
+
+def iter_trends(
+    session: Session, trend_filter: TrendFilter | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every trend matching the filter, in id order, streamed from the database."""
+    t = TREND_TABLE.c
+    stmt = sa.select(t.id, *(t[f] for f in FIELDS), t.uploaded_at, t.updated_at).order_by(t.id)
+    if trend_filter:
+        stmt = stmt.where(*filter_clauses(trend_filter))
+    result = session.execute(stmt.execution_options(yield_per=2000))
+    for row in result.mappings():
+        yield dict(row)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError
+
+
+def _write_json(records: Iterator[dict[str, Any]], out: Any) -> int:
+    count = 0
+    out.write("[")
+    for record in records:
+        out.write(",\n" if count else "\n")
+        out.write(orjson.dumps(record, default=_json_default).decode())
+        count += 1
+    out.write("\n]\n")
+    return count
+
+
+def export_trends(
+    session: Session,
+    path: Path,
+    fmt: ExportFormat = "csv",
+    trend_filter: TrendFilter | None = None,
+) -> int:
+    """Write matching trends to `path` (CSV in the import format, or JSON); return the count.
+
+    The file appears complete or not at all: it is written aside and renamed into place.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            records = iter_trends(session, trend_filter)
+            count = write_csv(records, out) if fmt == "csv" else _write_json(records, out)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count

@@ -1,0 +1,96 @@
+"""SQLModel tables and the enums of a trend record."""
+
+import enum
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from trends_gql.db import UTCDateTime
+
+
+class TechnologyReadinessLevel(str, enum.Enum):
+    PILOT = "Pilot"
+    DEVELOPMENT = "Development"
+    DEPLOY = "Deploy"
+
+
+class ImpactStrength(str, enum.Enum):
+    LOW = "Low"
+    MEDIUM = "Medium"
+    HIGH = "High"
+
+
+class Steepl(str, enum.Enum):
+    S = "S"
+    T = "T"
+    E = "E"
+    P = "P"
+    L = "L"
+
+
+# Midpoints of the TRL bands 1-3, 4-6 and 7-9 that the radar chart's legend shows.
+TRL_SCORES = {
+    TechnologyReadinessLevel.PILOT: 2,
+    TechnologyReadinessLevel.DEVELOPMENT: 5,
+    TechnologyReadinessLevel.DEPLOY: 8,
+}
+
+MEGATREND_MAX = 150
+MACROTREND_MAX = 200
+COUNT_MAX = 2**31 - 1
+
+
+def _enum(cls: type[enum.Enum], name: str) -> sa.Enum:
+    return sa.Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+class Trend(SQLModel, table=True):
+    """One trend record as delivered by the research pipeline."""
+
+    __tablename__ = "trend"
+    __table_args__ = (
+        sa.CheckConstraint("total_count_of_publications >= 0", name="ck_trend_publications"),
+        sa.CheckConstraint("total_count_of_patents >= 0", name="ck_trend_patents"),
+        sa.CheckConstraint("length(trim(megatrend)) > 0", name="ck_trend_megatrend_blank"),
+        sa.Index("ux_trend_fingerprint", "fingerprint", unique=True),
+        sa.Index(
+            "ix_trend_megatrend_macrotrend",
+            sa.text("lower(megatrend)"),
+            sa.text("lower(macrotrend)"),
+        ),
+        sa.Index("ix_trend_macrotrend", sa.text("lower(macrotrend)")),
+        sa.Index("ix_trend_technology_readiness_level", "technology_readiness_level"),
+        sa.Index("ix_trend_impact_strength", "impact_strength"),
+        sa.Index("ix_trend_steepl", "steepl"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    megatrend: str = Field(sa_type=sa.String(MEGATREND_MAX), nullable=False)
+    macrotrend: str = Field(sa_type=sa.String(MACROTREND_MAX), nullable=False)
+    challenges_and_research_gaps: str = Field(sa_type=sa.Text, nullable=False)
+    total_count_of_publications: int | None = Field(default=None)
+    total_count_of_patents: int | None = Field(default=None)
+    technology_readiness_level: TechnologyReadinessLevel | None = Field(
+        default=None, sa_type=_enum(TechnologyReadinessLevel, "technology_readiness_level")
+    )
+    impact_strength: ImpactStrength = Field(
+        default=ImpactStrength.LOW, sa_type=_enum(ImpactStrength, "impact_strength"), nullable=False
+    )
+    steepl: Steepl = Field(default=Steepl.S, sa_type=_enum(Steepl, "steepl"), nullable=False)
+    relevant_industries: str | None = Field(default=None, sa_type=sa.Text)
+    real_world_application_and_use_cases: str | None = Field(default=None, sa_type=sa.Text)
+    fingerprint: str = Field(sa_type=sa.String(64), nullable=False)
+    uploaded_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+TREND_TABLE: sa.Table = Trend.__table__  # type: ignore[assignment]

@@ -1,0 +1,109 @@
+"""Opaque ids and keyset cursors, stable under any ordering with nulls last."""
+
+import base64
+import binascii
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from trends_gql.errors import BadUserInput
+
+_ID_PREFIX = "Trend:"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def encode_id(pk: int) -> str:
+    """The public id of a trend."""
+    return _b64(f"{_ID_PREFIX}{pk}".encode())
+
+
+def decode_id(public_id: str) -> int:
+    """The primary key behind a public id; BadUserInput when malformed."""
+    try:
+        text = _unb64(public_id).decode()
+        if text.startswith(_ID_PREFIX):
+            digits = text[len(_ID_PREFIX) :]
+            if digits.isascii() and digits.isdigit():
+                return int(digits)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise BadUserInput(f"malformed trend id: {public_id!r}", field="id")
+
+
+class Keyset:
+    """An ordering (column, descending) plus the id tie-break, and cursors within it."""
+
+    def __init__(
+        self, columns: Sequence[tuple[sa.ColumnElement[Any], bool]], pk: sa.Column
+    ) -> None:
+        if not any(col is pk for col, _ in columns):
+            columns = [*columns, (pk, False)]
+        self.columns = list(columns)
+        self.signature = ",".join(f"{col.key}:{'d' if desc else 'a'}" for col, desc in self.columns)
+
+    def order_by(self) -> list[sa.ColumnElement[Any]]:
+        """ORDER BY terms, nulls last in both directions."""
+        return [(col.desc() if desc else col.asc()).nulls_last() for col, desc in self.columns]
+
+    def cursor(self, row: Any) -> str:
+        """The cursor of a row that holds every ordering column."""
+        values = [_dump(row._mapping[col.key]) for col, _ in self.columns]
+        return _b64(orjson.dumps([self.signature, values]))
+
+    def after(self, cursor: str) -> sa.ColumnElement[bool]:
+        """WHERE clause of the rows strictly after `cursor`."""
+        values = self._load(cursor)
+        alternatives = []
+        equal: list[sa.ColumnElement[bool]] = []
+        for (col, desc), value in zip(self.columns, values, strict=True):
+            if value is None:
+                # Nulls come last: nothing of this column sorts after a null, only other nulls tie.
+                equal.append(col.is_(None))
+                continue
+            beyond = col < value if desc else col > value
+            if col.nullable:
+                beyond = sa.or_(beyond, col.is_(None))
+            alternatives.append(sa.and_(*equal, beyond))
+            equal.append(col == value)
+        return sa.or_(*alternatives) if alternatives else sa.false()
+
+    def _load(self, cursor: str) -> list[Any]:
+        try:
+            signature, values = orjson.loads(_unb64(cursor))
+            if not isinstance(values, list) or len(values) != len(self.columns):
+                raise ValueError
+        except (binascii.Error, ValueError, TypeError):
+            raise BadUserInput(f"malformed cursor: {cursor!r}", field="after") from None
+        if signature != self.signature:
+            raise BadUserInput("the cursor belongs to another orderBy", field="after")
+        try:
+            return [_load(col, v) for (col, _), v in zip(self.columns, values, strict=True)]
+        except (TypeError, ValueError):
+            raise BadUserInput(f"malformed cursor: {cursor!r}", field="after") from None
+
+
+def _dump(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _load(col: sa.ColumnElement[Any], value: Any) -> Any:
+    if value is None:
+        if not col.nullable:
+            raise ValueError("null in a non-null column")
+        return None
+    python_type = col.type.python_type
+    if python_type is datetime:
+        return datetime.fromisoformat(value)
+    if not isinstance(value, python_type) or isinstance(value, bool):
+        raise TypeError(f"expected {python_type.__name__}")
+    return value

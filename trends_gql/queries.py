@@ -1,0 +1,231 @@
+"""Reads of trend records: filters, keyset-paginated lists and SQL aggregates."""
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from trends_gql.errors import BadUserInput
+from trends_gql.models import (
+    TREND_TABLE,
+    TRL_SCORES,
+    ImpactStrength,
+    Steepl,
+    TechnologyReadinessLevel,
+)
+from trends_gql.pagination import Keyset
+
+T = TREND_TABLE.c
+SEARCHED = (
+    T.megatrend,
+    T.macrotrend,
+    T.challenges_and_research_gaps,
+    T.relevant_industries,
+    T.real_world_application_and_use_cases,
+)
+
+
+class TrendOrderField(enum.Enum):
+    ID = "id"
+    MEGATREND = "megatrend"
+    MACROTREND = "macrotrend"
+    PUBLICATIONS = "total_count_of_publications"
+    PATENTS = "total_count_of_patents"
+    UPLOADED_AT = "uploaded_at"
+    UPDATED_AT = "updated_at"
+
+
+class SortDirection(enum.Enum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+@dataclass(frozen=True)
+class TrendOrder:
+    field: TrendOrderField
+    direction: SortDirection = SortDirection.ASC
+
+
+@dataclass(frozen=True)
+class TrendFilter:
+    """Conditions that all hold (AND); text matches ignore case."""
+
+    megatrend: str | None = None
+    macrotrend: str | None = None
+    technology_readiness_level: TechnologyReadinessLevel | None = None
+    impact_strength: ImpactStrength | None = None
+    steepl: Steepl | None = None
+    search: str | None = None
+
+
+def filter_clauses(f: TrendFilter | None) -> list[sa.ColumnElement[bool]]:
+    """WHERE terms for a filter; megatrend and macrotrend use the lower() indexes."""
+    if f is None:
+        return []
+    clauses: list[sa.ColumnElement[bool]] = []
+    if f.megatrend is not None:
+        clauses.append(sa.func.lower(T.megatrend) == sa.func.lower(f.megatrend.strip()))
+    if f.macrotrend is not None:
+        clauses.append(sa.func.lower(T.macrotrend) == sa.func.lower(f.macrotrend.strip()))
+    for column, value in (
+        (T.technology_readiness_level, f.technology_readiness_level),
+        (T.impact_strength, f.impact_strength),
+        (T.steepl, f.steepl),
+    ):
+        if value is not None:
+            clauses.append(column == value)
+    if f.search and f.search.strip():
+        term = f.search.strip()
+        clauses.append(sa.or_(*(c.icontains(term, autoescape=True) for c in SEARCHED)))
+    return clauses
+
+
+@dataclass
+class TrendPage:
+    rows: list[Any]
+    keyset: Keyset
+    has_next: bool
+    has_previous: bool
+    total: int | None = None
+
+
+def _keyset(order: Sequence[TrendOrder] | None) -> Keyset:
+    terms = [(T[o.field.value], o.direction is SortDirection.DESC) for o in order or ()]
+    return Keyset(terms, T.id)
+
+
+def _select(columns: Iterable[str], keyset: Keyset) -> sa.Select[Any]:
+    wanted = {"id", *columns, *(col.key for col, _ in keyset.columns)}
+    return sa.select(*(c for c in TREND_TABLE.columns if c.key in wanted))
+
+
+def count_trends(session: Session, trend_filter: TrendFilter | None = None) -> int:
+    """How many trends match the filter."""
+    stmt = sa.select(sa.func.count()).select_from(TREND_TABLE).where(*filter_clauses(trend_filter))
+    return session.execute(stmt).scalar_one()
+
+
+def list_trends(
+    session: Session,
+    *,
+    trend_filter: TrendFilter | None = None,
+    order: Sequence[TrendOrder] | None = None,
+    first: int = 50,
+    after: str | None = None,
+    columns: Iterable[str] = (),
+    with_total: bool = False,
+    max_page_size: int = 500,
+) -> TrendPage:
+    """One page of matching trends, loading only `columns` (plus id and the ordering)."""
+    if not 0 <= first <= max_page_size:
+        raise BadUserInput(f"first must be between 0 and {max_page_size}", field="first")
+    keyset = _keyset(order)
+    where = filter_clauses(trend_filter)
+    stmt = _select(columns, keyset).where(*where)
+    if after is not None:
+        stmt = stmt.where(keyset.after(after))
+    stmt = stmt.order_by(*keyset.order_by()).limit(first + 1)
+    rows = list(session.execute(stmt))
+    page = TrendPage(
+        rows[:first], keyset, has_next=len(rows) > first, has_previous=after is not None
+    )
+    if with_total:
+        page.total = count_trends(session, trend_filter)
+    return page
+
+
+def get_trend(session: Session, pk: int, columns: Iterable[str] = ()) -> Any | None:
+    """The trend with primary key `pk`, or None."""
+    wanted = {"id", *columns}
+    stmt = sa.select(*(c for c in TREND_TABLE.columns if c.key in wanted)).where(T.id == pk)
+    return session.execute(stmt).first()
+
+
+@dataclass(frozen=True)
+class MegatrendSummary:
+    name: str
+    trend_count: int
+    macrotrend_count: int
+
+
+def megatrend_summaries(session: Session) -> list[MegatrendSummary]:
+    """Each megatrend (case-insensitively) with its trend and distinct macrotrend counts."""
+    name = sa.func.min(T.megatrend)
+    stmt = (
+        sa.select(name, sa.func.count(), sa.func.count(sa.distinct(sa.func.lower(T.macrotrend))))
+        .group_by(sa.func.lower(T.megatrend))
+        .order_by(name)
+    )
+    return [MegatrendSummary(*row) for row in session.execute(stmt)]
+
+
+@dataclass(frozen=True)
+class MacrotrendReadiness:
+    macrotrend: str
+    trend_count: int
+    rated_count: int
+    average_trl_score: float | None
+
+
+def macrotrend_readiness(session: Session, megatrend: str) -> list[MacrotrendReadiness]:
+    """Mean TRL score (Pilot=2, Development=5, Deploy=8) per macrotrend of a megatrend."""
+    score = sa.case(
+        {level.value: s for level, s in TRL_SCORES.items()}, value=T.technology_readiness_level
+    )
+    name = sa.func.min(T.macrotrend)
+    stmt = (
+        sa.select(
+            name,
+            sa.func.count(),
+            sa.func.count(T.technology_readiness_level),
+            sa.cast(sa.func.avg(score), sa.Float),
+        )
+        .where(sa.func.lower(T.megatrend) == sa.func.lower(megatrend.strip()))
+        .group_by(sa.func.lower(T.macrotrend))
+        .order_by(name)
+    )
+    return [MacrotrendReadiness(*row) for row in session.execute(stmt)]
+
+
+@dataclass
+class Facets:
+    total: int = 0
+    technology_readiness_level: list[tuple[str, int]] = field(default_factory=list)
+    impact_strength: list[tuple[str, int]] = field(default_factory=list)
+    steepl: list[tuple[str, int]] = field(default_factory=list)
+    megatrend: list[tuple[str, int]] = field(default_factory=list)
+
+
+_ENUM_FACETS: dict[str, type[enum.Enum]] = {
+    "technology_readiness_level": TechnologyReadinessLevel,
+    "impact_strength": ImpactStrength,
+    "steepl": Steepl,
+}
+
+
+def trend_facets(session: Session, trend_filter: TrendFilter | None = None) -> Facets:
+    """Row counts per value of each enum and per megatrend, in one SQL statement."""
+    where = filter_clauses(trend_filter)
+    parts = [
+        sa.select(sa.literal(name), sa.cast(T[name], sa.String), sa.func.count())
+        .where(*where)
+        .group_by(T[name])
+        for name in _ENUM_FACETS
+    ]
+    parts.append(
+        sa.select(sa.literal("megatrend"), sa.func.min(T.megatrend), sa.func.count())
+        .where(*where)
+        .group_by(sa.func.lower(T.megatrend))
+    )
+    facets = Facets()
+    for facet, value, count in session.execute(sa.union_all(*parts)):
+        if facet in _ENUM_FACETS:
+            value = "NONE" if value is None else _ENUM_FACETS[facet](value).name
+        getattr(facets, facet).append((value, count))
+    for name in (*_ENUM_FACETS, "megatrend"):
+        getattr(facets, name).sort(key=lambda vc: (-vc[1], vc[0]))
+    facets.total = sum(count for _, count in facets.steepl)
+    return facets

@@ -1,0 +1,59 @@
+"""Error codes on every GraphQL error, and masking of unexpected ones."""
+
+import logging
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from trends_gql.errors import TrendsError
+
+log = logging.getLogger("trends_gql.errors")
+
+MASKED_MESSAGE = "Internal server error"
+
+
+def is_unexpected(error: GraphQLError, executing: bool) -> bool:
+    """An error that wraps an exception of ours is expected; so are GraphQL's own."""
+    if isinstance(error.original_error, TrendsError):
+        return False
+    if error.original_error is not None:
+        return True
+    # Without an exception: parse, validation or variable errors, unless during field execution.
+    return executing and error.path is not None
+
+
+def _code(error: GraphQLError, executing: bool) -> str:
+    if not executing:
+        if error.message.startswith("Syntax Error"):
+            return "GRAPHQL_PARSE_FAILED"
+        return "GRAPHQL_VALIDATION_FAILED"
+    return "BAD_USER_INPUT"
+
+
+class ErrorCodes(SchemaExtension):
+    """Give every error an `extensions.code`; hide the details of unexpected ones."""
+
+    def on_operation(self) -> Iterator[None]:
+        self.executing = False
+        yield
+        result = self.execution_context.result
+        if result is None or not result.errors:
+            return
+        result.errors = [self._process(e) for e in result.errors]
+
+    def on_execute(self) -> Iterator[None]:
+        self.executing = True
+        yield
+
+    def _process(self, error: GraphQLError) -> GraphQLError:
+        if is_unexpected(error, self.executing):
+            return GraphQLError(
+                MASKED_MESSAGE,
+                nodes=error.nodes,
+                path=error.path,
+                extensions={"code": "INTERNAL_SERVER_ERROR"},
+            )
+        if "code" not in error.extensions:
+            error.extensions["code"] = _code(error, self.executing)
+        return error

@@ -1,0 +1,113 @@
+"""The root Query: thin resolvers over trends_gql.queries."""
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+import strawberry
+from strawberry.types import Info
+from strawberry.types.nodes import SelectedField, Selection
+
+from trends_gql import queries
+from trends_gql.db import Database
+from trends_gql.pagination import decode_id
+from trends_gql.schema.types import (
+    TREND_COLUMNS,
+    MacrotrendReadiness,
+    MegatrendSummary,
+    Trend,
+    TrendConnection,
+    TrendFacets,
+    TrendFilter,
+    TrendOrder,
+)
+from trends_gql.settings import Settings
+
+
+@dataclass
+class Context:
+    """What every resolver may use; built per request by the app."""
+
+    db: Database
+    settings: Settings
+    request: Any = None
+    response: Any = None
+
+
+def _fields(selections: Iterable[Selection]) -> Iterator[SelectedField]:
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            yield selection
+        else:
+            yield from _fields(selection.selections)
+
+
+def _children(fields: Iterable[SelectedField], *names: str) -> list[SelectedField]:
+    return [child for f in fields for child in _fields(f.selections) if child.name in names]
+
+
+def _columns(nodes: Iterable[SelectedField]) -> set[str]:
+    """Column keys a selection of Trend fields needs."""
+    return {
+        TREND_COLUMNS[f.name]
+        for f in _fields(s for n in nodes for s in n.selections)
+        if f.name in TREND_COLUMNS
+    }
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Trends matching a filter, in pages (cursor pagination).")
+    async def trends(
+        self,
+        info: Info[Context, None],
+        filter: TrendFilter | None = None,
+        order_by: list[TrendOrder] | None = None,
+        first: int = 50,
+        after: str | None = None,
+    ) -> TrendConnection:
+        top = [info.selected_fields[0]]
+        nodes = _children(top, "nodes") + _children(_children(top, "edges"), "node")
+        ctx = info.context
+        page = await ctx.db.run(
+            lambda session: queries.list_trends(
+                session,
+                trend_filter=filter.to_query() if filter else None,
+                order=[o.to_query() for o in order_by or ()],
+                first=first,
+                after=after,
+                columns=_columns(nodes),
+                with_total=bool(_children(top, "totalCount")),
+                max_page_size=ctx.settings.max_page_size,
+            )
+        )
+        return TrendConnection(page=page)
+
+    @strawberry.field(description="One trend by id; null when there is none.")
+    async def trend(self, info: Info[Context, None], id: strawberry.ID) -> Trend | None:
+        pk = decode_id(id)
+        columns = _columns(info.selected_fields)
+        row = await info.context.db.run(queries.get_trend, pk, columns)
+        return cast(Trend | None, row)
+
+    @strawberry.field(description="Each megatrend with its trend and macrotrend counts.")
+    async def megatrends(self, info: Info[Context, None]) -> list[MegatrendSummary]:
+        return cast(list[MegatrendSummary], await info.context.db.run(queries.megatrend_summaries))
+
+    @strawberry.field(
+        description="Mean TRL score (Pilot=2, Development=5, Deploy=8) per macrotrend."
+    )
+    async def macrotrend_readiness(
+        self, info: Info[Context, None], megatrend: str
+    ) -> list[MacrotrendReadiness]:
+        rows = await info.context.db.run(queries.macrotrend_readiness, megatrend)
+        return cast(list[MacrotrendReadiness], rows)
+
+    @strawberry.field(description="Row counts per value (nulls as NONE) under a filter.")
+    async def trend_facets(
+        self, info: Info[Context, None], filter: TrendFilter | None = None
+    ) -> TrendFacets:
+        facets = await info.context.db.run(
+            queries.trend_facets, filter.to_query() if filter else None
+        )
+        return TrendFacets.from_facets(facets)

@@ -1,0 +1,164 @@
+"""Strawberry types of the public read API."""
+
+from datetime import datetime
+
+import strawberry
+from strawberry.utils.str_converters import to_camel_case
+
+from trends_gql import models, queries
+from trends_gql.pagination import encode_id
+
+TechnologyReadinessLevel = strawberry.enum(models.TechnologyReadinessLevel)
+ImpactStrength = strawberry.enum(models.ImpactStrength)
+Steepl = strawberry.enum(models.Steepl)
+TrendOrderField = strawberry.enum(queries.TrendOrderField)
+SortDirection = strawberry.enum(queries.SortDirection)
+
+
+@strawberry.type(
+    description="A trend record. Resolvers pass database rows as its root, not copies."
+)
+class Trend:
+    megatrend: str
+    macrotrend: str
+    challenges_and_research_gaps: str
+    total_count_of_publications: int | None
+    total_count_of_patents: int | None
+    technology_readiness_level: TechnologyReadinessLevel | None
+    impact_strength: ImpactStrength
+    steepl: Steepl
+    relevant_industries: str | None
+    real_world_application_and_use_cases: str | None
+    uploaded_at: datetime
+    updated_at: datetime
+
+    @strawberry.field(description="Opaque id.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(encode_id(self.id))  # type: ignore[arg-type]  # root is a row
+
+
+# GraphQL field name -> column key, for loading only the selected columns.
+TREND_COLUMNS: dict[str, str] = {
+    to_camel_case(f.python_name): f.python_name
+    for f in Trend.__strawberry_definition__.fields  # type: ignore[attr-defined]
+    if f.python_name != "id"
+}
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class TrendEdge:
+    cursor: str
+    node: Trend
+
+
+@strawberry.type
+class TrendConnection:
+    page: strawberry.Private[queries.TrendPage]
+
+    @strawberry.field
+    def total_count(self) -> int:
+        assert self.page.total is not None, "the resolver counts when totalCount is selected"
+        return self.page.total
+
+    @strawberry.field
+    def edges(self) -> list[TrendEdge]:
+        cursor = self.page.keyset.cursor
+        return [TrendEdge(cursor=cursor(row), node=row) for row in self.page.rows]
+
+    @strawberry.field
+    def nodes(self) -> list[Trend]:
+        return self.page.rows
+
+    @strawberry.field
+    def page_info(self) -> PageInfo:
+        rows, cursor = self.page.rows, self.page.keyset.cursor
+        return PageInfo(
+            has_next_page=self.page.has_next,
+            has_previous_page=self.page.has_previous,
+            start_cursor=cursor(rows[0]) if rows else None,
+            end_cursor=cursor(rows[-1]) if rows else None,
+        )
+
+
+@strawberry.type
+class MegatrendSummary:
+    name: str
+    trend_count: int
+    macrotrend_count: int
+
+
+@strawberry.type
+class MacrotrendReadiness:
+    macrotrend: str
+    trend_count: int
+    rated_count: int
+    average_trl_score: float | None
+
+
+@strawberry.type
+class Count:
+    value: str
+    count: int
+
+
+@strawberry.type
+class TrendFacets:
+    total: int
+    technology_readiness_level: list[Count]
+    impact_strength: list[Count]
+    steepl: list[Count]
+    megatrend: list[Count]
+
+    @classmethod
+    def from_facets(cls, facets: queries.Facets) -> "TrendFacets":
+        def counts(pairs: list[tuple[str, int]]) -> list[Count]:
+            return [Count(value=v, count=c) for v, c in pairs]
+
+        return cls(
+            total=facets.total,
+            technology_readiness_level=counts(facets.technology_readiness_level),
+            impact_strength=counts(facets.impact_strength),
+            steepl=counts(facets.steepl),
+            megatrend=counts(facets.megatrend),
+        )
+
+
+@strawberry.input
+class TrendFilter:
+    megatrend: str | None = strawberry.field(default=None, description="Exact, ignoring case.")
+    macrotrend: str | None = strawberry.field(default=None, description="Exact, ignoring case.")
+    technology_readiness_level: TechnologyReadinessLevel | None = None
+    impact_strength: ImpactStrength | None = None
+    steepl: Steepl | None = None
+    search: str | None = strawberry.field(
+        default=None,
+        description="Substring, ignoring case, of megatrend, macrotrend, challenges, "
+        "industries or use cases.",
+    )
+
+    def to_query(self) -> queries.TrendFilter:
+        return queries.TrendFilter(
+            megatrend=self.megatrend,
+            macrotrend=self.macrotrend,
+            technology_readiness_level=self.technology_readiness_level,
+            impact_strength=self.impact_strength,
+            steepl=self.steepl,
+            search=self.search,
+        )
+
+
+@strawberry.input
+class TrendOrder:
+    field: TrendOrderField
+    direction: SortDirection = SortDirection.ASC
+
+    def to_query(self) -> queries.TrendOrder:
+        return queries.TrendOrder(self.field, self.direction)

@@ -1,0 +1,73 @@
+"""Settings: one object, read once from the environment and an optional `.env`."""
+
+import logging
+import secrets
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+VAR_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    """Configuration of every process: web, worker, scheduler and CLI."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    trends_env: Literal["development", "test", "production"] = "development"
+    database_url: str = f"sqlite:///{VAR_DIR}/trends.db"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    secret_key: str | None = Field(default=None, repr=False)
+    media_dir: Path = Path("media")
+    backup_dir: Path = VAR_DIR / "backups"
+    cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:8080"]
+    max_page_size: int = Field(default=500, ge=1)
+    import_batch_size: int = Field(default=5000, ge=1)
+    import_max_errors: int = Field(default=100, ge=1)
+    db_pool_size: int = Field(default=10, ge=1)
+    log_level: str = "INFO"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _use_psycopg3(cls, value: str) -> str:
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_secret(self) -> "Settings":
+        if self.trends_env == "production" and not self.secret_key:
+            raise ValueError("SECRET_KEY must be set when TRENDS_ENV=production")
+        return self
+
+    @cached_property
+    def session_secret(self) -> str:
+        """SECRET_KEY, or a development key generated once and kept under var/."""
+        if self.secret_key:
+            return self.secret_key
+        path = VAR_DIR / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        log.warning("SECRET_KEY is not set: using the development key in %s", path)
+        return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return Settings()

@@ -1,0 +1,173 @@
+"""The rules of a trend record's ten data fields, shared by CSV import and staff writes."""
+
+import enum
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, TypeVar
+
+from trends_gql.models import (
+    COUNT_MAX,
+    MACROTREND_MAX,
+    MEGATREND_MAX,
+    ImpactStrength,
+    Steepl,
+    TechnologyReadinessLevel,
+)
+
+FIELDS: tuple[str, ...] = (
+    "megatrend",
+    "macrotrend",
+    "challenges_and_research_gaps",
+    "total_count_of_publications",
+    "total_count_of_patents",
+    "technology_readiness_level",
+    "impact_strength",
+    "steepl",
+    "relevant_industries",
+    "real_world_application_and_use_cases",
+)
+
+E = TypeVar("E", bound=enum.Enum)
+_INTEGER = re.compile(r"\+?\d+(?:\.0*)?")
+
+
+class FieldError(NamedTuple):
+    field: str
+    message: str
+
+
+class InvalidTrend(ValueError):
+    """A trend record broke one or more field rules."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+def _text(required: bool, max_length: int | None = None) -> Callable[[Any], str | None]:
+    def clean(value: Any) -> str | None:
+        if value is None:
+            text = ""
+        elif isinstance(value, str):
+            text = value.strip()
+        else:
+            raise ValueError(f"expected text, got {type(value).__name__}")
+        if not text:
+            if required:
+                raise ValueError("is required")
+            return None
+        if "\x00" in text:
+            raise ValueError("contains a NUL character")
+        if max_length is not None and len(text) > max_length:
+            raise ValueError(f"is too long ({len(text)} characters, at most {max_length})")
+        return text
+
+    return clean
+
+
+def _count(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if not _INTEGER.fullmatch(text):
+            if text.startswith("-") and _INTEGER.fullmatch(text[1:]):
+                raise ValueError(f"must not be negative (got {text})")
+            raise ValueError(f"is not a whole number: {text!r}")
+        number = int(text.split(".", 1)[0])
+    else:
+        raise ValueError(f"expected a whole number, got {type(value).__name__}")
+    if number < 0:
+        raise ValueError(f"must not be negative (got {number})")
+    if number > COUNT_MAX:
+        raise ValueError(f"is too large (at most {COUNT_MAX})")
+    return number
+
+
+def _choice(
+    cls: type[E], default: E | None, words: Mapping[str, E] | None = None
+) -> Callable[[Any], E | None]:
+    lookup: dict[str, E] = {m.value.casefold(): m for m in cls}
+    lookup.update({m.name.casefold(): m for m in cls})
+    lookup.update(words or {})
+    allowed = ", ".join(m.value for m in cls)
+
+    def clean(value: Any) -> E | None:
+        if value is None or isinstance(value, cls):
+            return value if value is not None else default
+        if not isinstance(value, str):
+            raise ValueError(f"expected one of {allowed}")
+        text = value.strip()
+        if not text:
+            return default
+        try:
+            return lookup[text.casefold()]
+        except KeyError:
+            raise ValueError(f"unknown value {text!r} (expected one of {allowed})") from None
+
+    return clean
+
+
+_STEEPL_WORDS = {
+    "social": Steepl.S,
+    "technological": Steepl.T,
+    "economic": Steepl.E,
+    "environmental": Steepl.E,
+    "political": Steepl.P,
+    "legal": Steepl.L,
+}
+
+CLEANERS: dict[str, Callable[[Any], Any]] = {
+    "megatrend": _text(True, MEGATREND_MAX),
+    "macrotrend": _text(True, MACROTREND_MAX),
+    "challenges_and_research_gaps": _text(True),
+    "total_count_of_publications": _count,
+    "total_count_of_patents": _count,
+    "technology_readiness_level": _choice(TechnologyReadinessLevel, None),
+    "impact_strength": _choice(ImpactStrength, ImpactStrength.LOW),
+    "steepl": _choice(Steepl, Steepl.S, _STEEPL_WORDS),
+    "relevant_industries": _text(False),
+    "real_world_application_and_use_cases": _text(False),
+}
+
+
+def clean_trend(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
+    """Normalise the ten fields of `raw` (missing ones count as empty); return values and errors."""
+    values: dict[str, Any] = {}
+    errors: list[FieldError] = []
+    for field, clean in CLEANERS.items():
+        try:
+            values[field] = clean(raw.get(field))
+        except ValueError as exc:
+            errors.append(FieldError(field, str(exc)))
+    return values, errors
+
+
+def validate_trend(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Normalised values of `raw`, or InvalidTrend naming every bad field."""
+    values, errors = clean_trend(raw)
+    if errors:
+        raise InvalidTrend(errors)
+    return values
+
+
+def fingerprint(values: Mapping[str, Any]) -> str:
+    """SHA-256 of the ten normalised fields: equal records, equal fingerprints."""
+    parts = []
+    for field in FIELDS:
+        value = values[field]
+        if value is None:
+            parts.append("-")
+        elif isinstance(value, enum.Enum):
+            parts.append("=" + value.value)
+        else:
+            parts.append("=" + str(value))
+    # NUL never occurs inside a value (rejected above), so the joined form is unambiguous.
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
