@@ -5,6 +5,8 @@ import logging
 import sys
 from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
 from pydantic import ValidationError
 
 from trends_gql.csvio import CsvFormatError
@@ -15,15 +17,17 @@ from trends_gql.settings import Settings, get_settings
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def migrate(settings: Settings, revision: str = "head") -> None:
-    """Apply Alembic migrations up to `revision` on the configured database."""
-    from alembic import command
-    from alembic.config import Config
-
+def alembic_config(settings: Settings) -> Config:
+    """Alembic configuration for the settings' database."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["database_url"] = settings.database_url
-    command.upgrade(config, revision)
+    return config
+
+
+def migrate(settings: Settings, revision: str = "head") -> None:
+    """Apply Alembic migrations up to `revision` on the configured database."""
+    command.upgrade(alembic_config(settings), revision)
 
 
 def _print_report(report: ImportReport, shown: int) -> None:

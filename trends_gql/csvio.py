@@ -223,7 +223,7 @@ def _cell(value: Any) -> str:
 
 
 def write_csv(records: Iterable[Mapping[str, Any]], out: IO[str]) -> int:
-    """Write records in the pipeline's format (so re-importing them is a no-op); return the count."""
+    """Write records in the import format (re-importing them is a no-op); return the count."""
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
     writer.writerow(HEADERS.values())
     count = 0

@@ -50,10 +50,6 @@ class ImportReport:
 BatchWriter = Callable[[list[tuple[Any, ...]]], int]
 
 
-def _plain(value: Any) -> Any:
-    return value.value if isinstance(value, enum.Enum) else value
-
-
 def _postgres_writer(session: Session) -> BatchWriter:
     # COPY into a scratch table, then one set-based insert that skips known fingerprints.
     raw = session.connection().connection.driver_connection
@@ -145,7 +141,8 @@ def import_trends(
                 report.errors.extend(row.errors[: max(room, 0)])
                 continue
             values = row.values
-            batch.append((*(_plain(values[f]) for f in FIELDS), fingerprint(values), now, now))
+            # Enum members are StrEnums: both drivers store them as their values.
+            batch.append((*(values[f] for f in FIELDS), fingerprint(values), now, now))
             if len(batch) >= batch_size:
                 flush()
         if batch:

@@ -9,19 +9,19 @@ from sqlmodel import Field, SQLModel
 from trends_gql.db import UTCDateTime
 
 
-class TechnologyReadinessLevel(str, enum.Enum):
+class TechnologyReadinessLevel(enum.StrEnum):
     PILOT = "Pilot"
     DEVELOPMENT = "Development"
     DEPLOY = "Deploy"
 
 
-class ImpactStrength(str, enum.Enum):
+class ImpactStrength(enum.StrEnum):
     LOW = "Low"
     MEDIUM = "Medium"
     HIGH = "High"
 
 
-class Steepl(str, enum.Enum):
+class Steepl(enum.StrEnum):
     S = "S"
     T = "T"
     E = "E"
@@ -57,6 +57,8 @@ class Trend(SQLModel, table=True):
     """One trend record as delivered by the research pipeline."""
 
     __tablename__ = "trend"
+    # No indexes on the enum columns: with 3 to 5 values each, a filter on one matches a fifth
+    # of the rows or more, where PostgreSQL scans the table anyway, and each index slows imports.
     __table_args__ = (
         sa.CheckConstraint("total_count_of_publications >= 0", name="ck_trend_publications"),
         sa.CheckConstraint("total_count_of_patents >= 0", name="ck_trend_patents"),
@@ -68,9 +70,6 @@ class Trend(SQLModel, table=True):
             sa.text("lower(macrotrend)"),
         ),
         sa.Index("ix_trend_macrotrend", sa.text("lower(macrotrend)")),
-        sa.Index("ix_trend_technology_readiness_level", "technology_readiness_level"),
-        sa.Index("ix_trend_impact_strength", "impact_strength"),
-        sa.Index("ix_trend_steepl", "steepl"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -160,14 +160,7 @@ def validate_trend(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def fingerprint(values: Mapping[str, Any]) -> str:
     """SHA-256 of the ten normalised fields: equal records, equal fingerprints."""
-    parts = []
-    for field in FIELDS:
-        value = values[field]
-        if value is None:
-            parts.append("-")
-        elif isinstance(value, enum.Enum):
-            parts.append("=" + value.value)
-        else:
-            parts.append("=" + str(value))
-    # NUL never occurs inside a value (rejected above), so the joined form is unambiguous.
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+    # NUL never occurs inside a value (rejected above), so the joined form is unambiguous;
+    # enum members are StrEnums, so str() gives their value.
+    joined = "\x00".join("-" if (v := values[f]) is None else f"={v}" for f in FIELDS)
+    return hashlib.sha256(joined.encode()).hexdigest()

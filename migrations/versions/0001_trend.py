@@ -50,9 +50,6 @@ def upgrade() -> None:
         "ix_trend_megatrend_macrotrend", "trend", [sa.text("lower(megatrend)"), sa.text("lower(macrotrend)")]
     )
     op.create_index("ix_trend_macrotrend", "trend", [sa.text("lower(macrotrend)")])
-    op.create_index("ix_trend_technology_readiness_level", "trend", ["technology_readiness_level"])
-    op.create_index("ix_trend_impact_strength", "trend", ["impact_strength"])
-    op.create_index("ix_trend_steepl", "trend", ["steepl"])
 
 
 def downgrade() -> None:

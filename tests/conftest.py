@@ -1,0 +1,186 @@
+"""Fixtures: real SQLite and PostgreSQL databases, the real app served by uvicorn over HTTP."""
+
+import csv
+import io
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from sqlalchemy.engine import make_url
+
+from trends_gql.app import create_app
+from trends_gql.cli import migrate
+from trends_gql.csvio import HEADERS
+from trends_gql.db import Database
+from trends_gql.ingest import ImportReport, import_trends
+from trends_gql.settings import Settings
+
+DATA = Path(__file__).parent / "data"
+SAMPLE = DATA / "trends_sample.csv"
+GENERATOR = DATA / "make_trends_csv.py"
+TEST_DATABASE_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/trends_test"
+)
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+BACKENDS = ["sqlite", "postgresql"]
+
+_pg_problem: list[str] = []
+
+
+def _recreate_postgres_database(url: str) -> None:
+    parsed = make_url(url)
+    admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False
+    )
+    with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{parsed.database}"')
+
+
+def make_settings(database_url: str, tmp: Path) -> Settings:
+    """Settings of a test process: its own database, Redis logical database and folders."""
+    return Settings(
+        trends_env="test",
+        database_url=database_url,
+        redis_url=TEST_REDIS_URL,
+        secret_key="test-secret-key",
+        media_dir=tmp / "media",
+        backup_dir=tmp / "backups",
+        import_batch_size=7,  # small, so that tests cross batch boundaries
+    )
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings for a migrated, empty database of each backend."""
+    tmp = tmp_path_factory.mktemp(request.param)
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp / 'trends.db'}"
+    else:
+        url = TEST_DATABASE_URL
+        try:
+            _recreate_postgres_database(url)
+        except psycopg.OperationalError as exc:
+            message = f"PostgreSQL at {make_url(url).render_as_string()} is unreachable: {exc}"
+            if os.environ.get("CI"):
+                pytest.fail(f"{message} (CI requires PostgreSQL)")
+            _pg_problem.append(message)
+            pytest.skip(message)
+    settings = make_settings(url, tmp)
+    migrate(settings)
+    return settings
+
+
+@pytest.fixture
+def db(backend: Settings) -> Iterator[Database]:
+    """The backend's database, emptied before the test."""
+    database = Database(backend.database_url)
+    with database.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM trend"))
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="session")
+def server(backend: Settings) -> Iterator[str]:
+    """Base URL of the real app, served by uvicorn on a free port on 127.0.0.1."""
+    config = uvicorn.Config(
+        create_app(backend), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    port = srv.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def client(server: str, db: Database) -> Iterator[httpx.Client]:
+    """An HTTP client of the served app, whose database starts empty."""
+    with httpx.Client(base_url=server, timeout=30) as c:
+        yield c
+
+
+GraphQL = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def gql(client: httpx.Client) -> GraphQL:
+    """POST a GraphQL document; return the decoded response body."""
+
+    def post(query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        response = client.post("/graphql", json={"query": query, "variables": variables or {}})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    return post
+
+
+def csv_text(rows: Sequence[Mapping[str, Any]], delimiter: str = ";") -> str:
+    """A CSV document in the pipeline's format; missing fields are empty cells."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow(HEADERS.values())
+    for row in rows:
+        writer.writerow(["" if row.get(f) is None else row[f] for f in HEADERS])
+    return out.getvalue()
+
+
+def trend_row(**fields: Any) -> dict[str, Any]:
+    """A valid record; keyword arguments override its fields."""
+    row: dict[str, Any] = {
+        "megatrend": "AI",
+        "macrotrend": "Edge AI",
+        "challenges_and_research_gaps": "High energy consumption",
+        "total_count_of_publications": 10,
+        "total_count_of_patents": 2,
+        "technology_readiness_level": "Pilot",
+        "impact_strength": "High",
+        "steepl": "T",
+        "relevant_industries": "Automotive",
+        "real_world_application_and_use_cases": "Route optimisation",
+    }
+    row.update(fields)
+    return row
+
+
+def load(db: Database, tmp_path: Path, content: str | bytes | Path, **kwargs: Any) -> ImportReport:
+    """Import a CSV (text, bytes or a file) through the import service."""
+    if isinstance(content, Path):
+        path = content
+    else:
+        path = tmp_path / f"import_{time.monotonic_ns()}.csv"
+        if isinstance(content, str):
+            path.write_text(content, encoding="utf-8", newline="")
+        else:
+            path.write_bytes(content)
+    with db.session() as session:
+        return import_trends(session, path, **kwargs)
+
+
+def generate_csv(rows: int, out: Path, *args: str) -> Path:
+    """A deterministic file from the pipeline's generator."""
+    subprocess.run([sys.executable, str(GENERATOR), str(rows), str(out), *args], check=True)
+    return out
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for message in sorted(set(_pg_problem)):
+        terminalreporter.write_line(f"PostgreSQL tests SKIPPED: {message}", yellow=True, bold=True)
