@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 from sqlalchemy.engine import make_url
+from starlette.applications import Starlette
 
 from trends_gql.app import create_app
 from trends_gql.cli import migrate
@@ -37,14 +39,23 @@ BACKENDS = ["sqlite", "postgresql"]
 _pg_problem: list[str] = []
 
 
-def _recreate_postgres_database(url: str) -> None:
+def _admin(url: str, *statements: str) -> None:
+    """Run statements on the server's `postgres` database; {db} names the database of `url`."""
     parsed = make_url(url)
     admin = parsed.set(drivername="postgresql", database="postgres").render_as_string(
         hide_password=False
     )
     with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{parsed.database}"')
+        for statement in statements:
+            conn.execute(statement.format(db=f'"{parsed.database}"'))
+
+
+def _recreate_postgres_database(url: str) -> None:
+    _admin(url, "DROP DATABASE IF EXISTS {db} WITH (FORCE)", "CREATE DATABASE {db}")
+
+
+def _drop_postgres_database(url: str) -> None:
+    _admin(url, "DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
 def make_settings(database_url: str, tmp: Path) -> Settings:
@@ -91,12 +102,10 @@ def db(backend: Settings) -> Iterator[Database]:
     database.dispose()
 
 
-@pytest.fixture(scope="session")
-def server(backend: Settings) -> Iterator[str]:
-    """Base URL of the real app, served by uvicorn on a free port on 127.0.0.1."""
-    config = uvicorn.Config(
-        create_app(backend), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
-    )
+@contextmanager
+def serve(app: Starlette) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free port on 127.0.0.1; yield its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -106,9 +115,24 @@ def server(backend: Settings) -> Iterator[str]:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.01)
     port = srv.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def app(backend: Settings) -> Starlette:
+    """The real app of the backend, as `server` serves it (its engine: `app.state.db.engine`)."""
+    return create_app(backend)
+
+
+@pytest.fixture(scope="session")
+def server(app: Starlette) -> Iterator[str]:
+    """Base URL of the real app, served by uvicorn on a free port on 127.0.0.1."""
+    with serve(app) as url:
+        yield url
 
 
 @pytest.fixture

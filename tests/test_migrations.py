@@ -1,5 +1,6 @@
 """Alembic migrations: they build exactly the models' schema, both ways, on both backends."""
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,7 +9,12 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from conftest import TEST_DATABASE_URL, _recreate_postgres_database, make_settings
+from conftest import (
+    TEST_DATABASE_URL,
+    _drop_postgres_database,
+    _recreate_postgres_database,
+    make_settings,
+)
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
@@ -23,10 +29,13 @@ def fresh(backend: Settings, tmp_path: Path) -> Iterator[Settings]:
     if backend.database_url.startswith("sqlite"):
         yield make_settings(f"sqlite:///{tmp_path / 'fresh.db'}", tmp_path)
         return
-    url = make_url(TEST_DATABASE_URL).set(database="trends_test_migrations")
+    base = make_url(TEST_DATABASE_URL)
+    # One database per test process, so that parallel runs do not drop each other's.
+    url = base.set(database=f"{base.database}_migrations_{os.getpid()}")
     rendered = url.render_as_string(hide_password=False)
     _recreate_postgres_database(rendered)
     yield make_settings(rendered, tmp_path)
+    _drop_postgres_database(rendered)
 
 
 def _tables(settings: Settings) -> set[str]:

@@ -52,6 +52,10 @@ def _check_redis(url: str) -> str:
 def create_app(settings: Settings | None = None) -> Starlette:
     """The ASGI app for `settings` (default: the process settings)."""
     settings = settings or get_settings()
+    # A no-op when the host (a test runner, say) has configured logging already.
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
     db = Database(settings.database_url, settings.db_pool_size)
 
     async def healthz(request: Request) -> JSONResponse:

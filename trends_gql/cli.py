@@ -61,6 +61,9 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     except FileNotFoundError:
         print(f"error: no such file: {args.file}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except CsvFormatError as exc:
         print(f"error: {args.file}: {exc}", file=sys.stderr)
         return 1
@@ -75,6 +78,9 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with db.session() as session:
             count = export_trends(session, args.file, args.format)
+    except OSError as exc:
+        print(f"error: cannot write {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     finally:
         db.dispose()
     print(f"{args.file}: {count} trends written ({args.format})")

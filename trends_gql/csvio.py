@@ -160,8 +160,8 @@ class TrendCsvReader:
         self.path = Path(path)
         self.encoding = detect_encoding(self.path)
         with self.path.open(encoding=self.encoding, newline="") as f:
-            first_line = f.readline()
-        if not first_line.strip():
+            first_line = next((line for line in f if line.strip()), "")
+        if not first_line:
             raise CsvFormatError("the file is empty")
         self.delimiter = _sniff_delimiter(first_line)
         self.header: HeaderMap | None = None
@@ -174,9 +174,12 @@ class TrendCsvReader:
         with self.path.open(encoding=self.encoding, newline="") as f:
             reader = csv.reader(f, delimiter=self.delimiter, strict=True)
             try:
-                self.header = header = map_header(next(reader))
+                cells: list[str] = []
+                while not any(c.strip() for c in cells):
+                    cells = next(reader)
             except csv.Error as exc:
-                raise CsvFormatError(f"line 1: {exc}") from None
+                raise CsvFormatError(f"line {reader.line_num}: {exc}") from None
+            self.header = header = map_header(cells)
             width = len(header.fields)
             columns = [(i, f) for i, f in enumerate(header.fields) if f]
             names = {f: header.names[i] for i, f in columns}

@@ -93,7 +93,9 @@ def _sqlite_writer(session: Session) -> BatchWriter:
 def _timestamp(session: Session) -> Any:
     """Now, in the form the raw driver stores for a UTCDateTime column."""
     dialect = session.get_bind().dialect
-    process = TREND_TABLE.c.uploaded_at.type.bind_processor(dialect)
+    # The dialect's own type (SQLite's DATETIME formats the text SQLAlchemy compares against);
+    # the generic type would hand sqlite3 a datetime, which it stores with a "+00:00" suffix.
+    process = TREND_TABLE.c.uploaded_at.type.dialect_impl(dialect).bind_processor(dialect)
     now = utcnow()
     return process(now) if process else now
 
@@ -208,6 +210,8 @@ def export_trends(
 
     The file appears complete or not at all: it is written aside and renamed into place.
     """
+    if fmt not in ("csv", "json"):
+        raise ValueError(f"unknown export format {fmt!r}: csv or json")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
@@ -215,6 +219,9 @@ def export_trends(
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
             records = iter_trends(session, trend_filter)
             count = write_csv(records, out) if fmt == "csv" else _write_json(records, out)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; an export is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,176 @@
+"""The `trends` command: migrate, import (with dry run and error reporting) and export."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from conftest import SAMPLE, csv_text, trend_row
+
+from trends_gql.cli import main
+from trends_gql.db import Database
+from trends_gql.models import TREND_TABLE
+from trends_gql.settings import get_settings
+
+
+def _count(db: Database) -> int:
+    with db.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(TREND_TABLE)).scalar_one()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """DATABASE_URL of a new SQLite file, seen by freshly read settings."""
+    url = f"sqlite:///{tmp_path / 'cli' / 'trends.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def cli_db(database_url: str, capsys: pytest.CaptureFixture[str]) -> Iterator[Database]:
+    """The migrated database the command uses."""
+    assert main(["migrate"]) == 0
+    capsys.readouterr()
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+def test_migrate_creates_the_trend_table(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["migrate"]) == 0
+    assert capsys.readouterr().out == "database migrated to head\n"
+    database = Database(database_url)
+    try:
+        assert sa.inspect(database.engine).has_table("trend")
+        assert _count(database) == 0
+    finally:
+        database.dispose()
+
+
+def test_import_prints_the_counts_and_stores_the_rows(
+    cli_db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["import", str(SAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert f"{SAMPLE}: 44 rows (UTF-8, separator ';'): " in out
+    assert "44 created, 0 duplicates skipped, 0 invalid" in out
+    assert _count(cli_db) == 44
+    assert main(["import", str(SAMPLE)]) == 0
+    assert "0 created, 44 duplicates skipped, 0 invalid" in capsys.readouterr().out
+    assert _count(cli_db) == 44
+
+
+def test_import_dry_run_prints_what_would_happen_and_writes_nothing(
+    cli_db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["import", str(SAMPLE), "--dry-run"]) == 0
+    assert "44 would create, 0 duplicates skipped, 0 invalid" in capsys.readouterr().out
+    assert _count(cli_db) == 0
+
+
+def test_import_of_an_invalid_file_fails_and_prints_the_first_errors(
+    cli_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.csv"
+    rows = [trend_row(), trend_row(megatrend=""), trend_row(total_count_of_patents="-4")]
+    path.write_text(csv_text(rows), encoding="utf-8", newline="")
+    assert main(["import", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert "0 created, 0 duplicates skipped, 2 invalid" in captured.out
+    assert "line 3, Megatrend: is required" in captured.err
+    assert "line 4, Total Count of Patents: must not be negative (got -4)" in captured.err
+    assert "nothing was imported" in captured.err
+    assert _count(cli_db) == 0
+
+
+def test_show_errors_limits_the_printed_errors(
+    cli_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(csv_text([trend_row(megatrend="")] * 3), encoding="utf-8", newline="")
+    assert main(["import", str(path), "--show-errors", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "line 2, Megatrend" in err
+    assert "line 3" not in err
+    assert "... 3 invalid rows in all" in err
+
+
+def test_dry_run_of_an_invalid_file_fails_too(
+    cli_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(csv_text([trend_row(steepl="Q")]), encoding="utf-8", newline="")
+    assert main(["import", str(path), "--dry-run"]) == 1
+    captured = capsys.readouterr()
+    assert "0 would create, 0 duplicates skipped, 1 invalid" in captured.out
+    assert "line 2, STEEPL: unknown value 'Q'" in captured.err
+
+
+def test_import_of_an_unreadable_file_fails_with_the_reason(
+    cli_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_bytes(b"")
+    assert main(["import", str(path)]) == 1
+    assert capsys.readouterr().err == f"error: {path}: the file is empty\n"
+
+
+def test_import_of_a_missing_file_exits_2(
+    cli_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "missing.csv"
+    assert main(["import", str(path)]) == 2
+    assert capsys.readouterr().err == f"error: no such file: {path}\n"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_export_writes_every_trend(
+    cli_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    assert main(["import", str(SAMPLE)]) == 0
+    out = tmp_path / f"trends.{fmt}"
+    assert main(["export", str(out), "--format", fmt]) == 0
+    assert capsys.readouterr().out.endswith(f"{out}: 44 trends written ({fmt})\n")
+    if fmt == "json":
+        assert len(json.loads(out.read_text(encoding="utf-8"))) == 44
+    else:
+        assert main(["import", str(out)]) == 0
+        assert "0 created, 44 duplicates skipped" in capsys.readouterr().out
+
+
+def test_export_defaults_to_csv(
+    cli_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "trends.csv"
+    assert main(["export", str(out)]) == 0
+    assert capsys.readouterr().out == f"{out}: 0 trends written (csv)\n"
+    assert out.read_text(encoding="utf-8").startswith("Megatrend;Macrotrend;")
+
+
+def test_invalid_configuration_exits_2(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("IMPORT_BATCH_SIZE", "0")
+    assert main(["import", str(SAMPLE)]) == 2
+    assert "configuration error: IMPORT_BATCH_SIZE:" in capsys.readouterr().err
+
+
+def test_import_of_a_directory_exits_2_with_the_reason(
+    cli_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["import", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"error: cannot read {tmp_path}: Is a directory\n"
+
+
+def test_export_to_an_unwritable_place_exits_2(
+    cli_db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["export", str(blocker / "trends.csv")]) == 2
+    assert "error: cannot write" in capsys.readouterr().err
