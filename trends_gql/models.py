@@ -87,7 +87,8 @@ class Trend(SQLModel, table=True):
     steepl: Steepl = Field(default=Steepl.S, sa_type=_enum(Steepl, "steepl"), nullable=False)
     relevant_industries: str | None = Field(default=None, sa_type=sa.Text)
     real_world_application_and_use_cases: str | None = Field(default=None, sa_type=sa.Text)
-    fingerprint: str = Field(sa_type=sa.String(64), nullable=False)
+    # Raw SHA-256 bytes: half the index of hex text, and compared without collation rules.
+    fingerprint: bytes = Field(sa_type=sa.LargeBinary(32), nullable=False)
     uploaded_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 

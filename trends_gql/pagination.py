@@ -12,6 +12,9 @@ import sqlalchemy as sa
 from trends_gql.errors import BadUserInput
 
 _ID_PREFIX = "Trend:"
+# Integer columns (id and the counts) are 32-bit on PostgreSQL: beyond this range a value cannot
+# be ours, and binding it would fail in the database rather than as the client's mistake.
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
 def _b64(data: bytes) -> str:
@@ -33,8 +36,11 @@ def decode_id(public_id: str) -> int:
         text = _unb64(public_id).decode()
         if text.startswith(_ID_PREFIX):
             digits = text[len(_ID_PREFIX) :]
-            if digits.isascii() and digits.isdigit():
-                return int(digits)
+            if digits.isascii() and digits.isdigit() and int(digits) <= _INT_MAX:
+                pk = int(digits)
+                # One id per row: no leading zeros, no padding.
+                if encode_id(pk) == public_id:
+                    return pk
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
     raise BadUserInput(f"malformed trend id: {public_id!r}", field="id")
@@ -96,14 +102,29 @@ def _dump(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+def _python_type(col: sa.ColumnElement[Any]) -> type:
+    # A TypeDecorator (UTCDateTime) reports `object`; the type it decorates knows better.
+    col_type = col.type
+    if isinstance(col_type, sa.TypeDecorator):
+        col_type = col_type.impl_instance
+    return col_type.python_type
+
+
 def _load(col: sa.ColumnElement[Any], value: Any) -> Any:
     if value is None:
         if not col.nullable:
             raise ValueError("null in a non-null column")
         return None
-    python_type = col.type.python_type
+    python_type = _python_type(col)
     if python_type is datetime:
-        return datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError("naive datetime")
+        return moment
     if not isinstance(value, python_type) or isinstance(value, bool):
         raise TypeError(f"expected {python_type.__name__}")
+    if isinstance(value, int) and not _INT_MIN <= value <= _INT_MAX:
+        raise ValueError("integer out of range")
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("NUL character")
     return value

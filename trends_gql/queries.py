@@ -61,15 +61,25 @@ class TrendFilter:
     search: str | None = None
 
 
+def _text(value: str, field: str) -> str:
+    """A text argument without its outer spaces; BadUserInput when it holds a NUL character."""
+    # PostgreSQL refuses NUL in text parameters, and no stored record contains one.
+    if "\x00" in value:
+        raise BadUserInput(f"{field} must not contain a NUL character", field=field)
+    return value.strip()
+
+
 def filter_clauses(f: TrendFilter | None) -> list[sa.ColumnElement[bool]]:
     """WHERE terms for a filter; megatrend and macrotrend use the lower() indexes."""
     if f is None:
         return []
     clauses: list[sa.ColumnElement[bool]] = []
     if f.megatrend is not None:
-        clauses.append(sa.func.lower(T.megatrend) == sa.func.lower(f.megatrend.strip()))
+        megatrend = _text(f.megatrend, "megatrend")
+        clauses.append(sa.func.lower(T.megatrend) == sa.func.lower(megatrend))
     if f.macrotrend is not None:
-        clauses.append(sa.func.lower(T.macrotrend) == sa.func.lower(f.macrotrend.strip()))
+        macrotrend = _text(f.macrotrend, "macrotrend")
+        clauses.append(sa.func.lower(T.macrotrend) == sa.func.lower(macrotrend))
     for column, value in (
         (T.technology_readiness_level, f.technology_readiness_level),
         (T.impact_strength, f.impact_strength),
@@ -77,8 +87,8 @@ def filter_clauses(f: TrendFilter | None) -> list[sa.ColumnElement[bool]]:
     ):
         if value is not None:
             clauses.append(column == value)
-    if f.search and f.search.strip():
-        term = f.search.strip()
+    term = _text(f.search or "", "search")
+    if term:
         clauses.append(sa.or_(*(c.icontains(term, autoescape=True) for c in SEARCHED)))
     return clauses
 
@@ -113,14 +123,14 @@ def list_trends(
     *,
     trend_filter: TrendFilter | None = None,
     order: Sequence[TrendOrder] | None = None,
-    first: int = 50,
+    first: int | None = 50,
     after: str | None = None,
     columns: Iterable[str] = (),
     with_total: bool = False,
     max_page_size: int = 500,
 ) -> TrendPage:
     """One page of matching trends, loading only `columns` (plus id and the ordering)."""
-    if not 0 <= first <= max_page_size:
+    if first is None or not 0 <= first <= max_page_size:
         raise BadUserInput(f"first must be between 0 and {max_page_size}", field="first")
     keyset = _keyset(order)
     where = filter_clauses(trend_filter)
@@ -183,7 +193,7 @@ def macrotrend_readiness(session: Session, megatrend: str) -> list[MacrotrendRea
             sa.func.count(T.technology_readiness_level),
             sa.cast(sa.func.avg(score), sa.Float),
         )
-        .where(sa.func.lower(T.megatrend) == sa.func.lower(megatrend.strip()))
+        .where(sa.func.lower(T.megatrend) == sa.func.lower(_text(megatrend, "megatrend")))
         .group_by(sa.func.lower(T.macrotrend))
         .order_by(name)
     )

@@ -158,9 +158,9 @@ def validate_trend(raw: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def fingerprint(values: Mapping[str, Any]) -> str:
+def fingerprint(values: Mapping[str, Any]) -> bytes:
     """SHA-256 of the ten normalised fields: equal records, equal fingerprints."""
     # NUL never occurs inside a value (rejected above), so the joined form is unambiguous;
     # enum members are StrEnums, so str() gives their value.
     joined = "\x00".join("-" if (v := values[f]) is None else f"={v}" for f in FIELDS)
-    return hashlib.sha256(joined.encode()).hexdigest()
+    return hashlib.sha256(joined.encode()).digest()

@@ -38,7 +38,7 @@ def upgrade() -> None:
         sa.Column("steepl", _enum("steepl", "S", "T", "E", "P", "L"), nullable=False),
         sa.Column("relevant_industries", sa.Text(), nullable=True),
         sa.Column("real_world_application_and_use_cases", sa.Text(), nullable=True),
-        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("fingerprint", sa.LargeBinary(32), nullable=False),
         sa.Column("uploaded_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.CheckConstraint("total_count_of_publications >= 0", name="ck_trend_publications"),

@@ -13,9 +13,19 @@ log = logging.getLogger("trends_gql.errors")
 MASKED_MESSAGE = "Internal server error"
 
 
+def _about_the_request(error: GraphQLError) -> bool:
+    """graphql-core's complaint about the variables or arguments, not about our results."""
+    original = error.original_error
+    if not isinstance(original, GraphQLError):
+        return False
+    # Variables are coerced before any field runs; a bad argument points at the document, while
+    # a result that cannot be serialised (our bug) points at nothing.
+    return error.path is None or bool(original.nodes)
+
+
 def is_unexpected(error: GraphQLError, executing: bool) -> bool:
     """An error that wraps an exception of ours is expected; so are GraphQL's own."""
-    if isinstance(error.original_error, TrendsError):
+    if isinstance(error.original_error, TrendsError) or _about_the_request(error):
         return False
     if error.original_error is not None:
         return True

@@ -63,10 +63,11 @@ class Query:
         info: Info[Context, None],
         filter: TrendFilter | None = None,
         order_by: list[TrendOrder] | None = None,
-        first: int = 50,
+        first: int | None = 50,
         after: str | None = None,
     ) -> TrendConnection:
-        top = [info.selected_fields[0]]
+        # Every node of the field: repeating it with other subfields merges the selections.
+        top = info.selected_fields
         nodes = _children(top, "nodes") + _children(_children(top, "edges"), "node")
         ctx = info.context
         page = await ctx.db.run(

@@ -1,0 +1,820 @@
+"""The public read API over HTTP: filters, ordering, cursor pagination, ids and aggregates.
+
+Expected answers are computed here in plain Python from the rows the test imported.
+"""
+
+import base64
+import csv
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SAMPLE, GraphQL, csv_text, load, trend_row
+
+from trends_gql.db import Database
+from trends_gql.pagination import decode_id, encode_id
+from trends_gql.settings import Settings
+
+Node = dict[str, Any]
+
+# Header of the sample file -> field of a CSV row (as trend_row() spells them).
+COLUMNS = {
+    "Megatrend": "megatrend",
+    "Macrotrend": "macrotrend",
+    "Challenges and Research Gaps": "challenges_and_research_gaps",
+    "Total Count of Publications": "total_count_of_publications",
+    "Total Count of Patents": "total_count_of_patents",
+    "Technology Readiness Level": "technology_readiness_level",
+    "Impact Strength": "impact_strength",
+    "STEEPL": "steepl",
+    "Relevant Industries": "relevant_industries",
+    "Real-World Application and Use Cases": "real_world_application_and_use_cases",
+}
+DATA_FIELDS = (
+    "megatrend macrotrend challengesAndResearchGaps totalCountOfPublications totalCountOfPatents "
+    "technologyReadinessLevel impactStrength steepl relevantIndustries "
+    "realWorldApplicationAndUseCases"
+)
+TREND_FIELDS = f"id {DATA_FIELDS} uploadedAt updatedAt"
+TRL_SCORE = {"PILOT": 2, "DEVELOPMENT": 5, "DEPLOY": 8}
+SEARCHED = (
+    "megatrend",
+    "macrotrend",
+    "challengesAndResearchGaps",
+    "relevantIndustries",
+    "realWorldApplicationAndUseCases",
+)
+
+ALL = f"""
+query All($filter: TrendFilter) {{
+  trends(filter: $filter, first: 500) {{
+    totalCount
+    nodes {{ {TREND_FIELDS} }}
+    pageInfo {{ hasNextPage }}
+  }}
+}}
+"""
+PAGE = f"""
+query Page($filter: TrendFilter, $orderBy: [TrendOrder!], $first: Int, $after: String) {{
+  trends(filter: $filter, orderBy: $orderBy, first: $first, after: $after) {{
+    totalCount
+    edges {{ cursor node {{ {TREND_FIELDS} }} }}
+    nodes {{ {TREND_FIELDS} }}
+    pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }}
+  }}
+}}
+"""
+
+
+def _text(value: Any) -> str | None:
+    text = "" if value is None else str(value).strip()
+    return text or None
+
+
+def expected_node(row: Mapping[str, Any]) -> Node:
+    """The data fields of the Trend the API should answer for a CSV row."""
+
+    def count(name: str) -> int | None:
+        text = _text(row.get(name))
+        return None if text is None else int(text)
+
+    def enum_name(name: str) -> str | None:
+        text = _text(row.get(name))
+        return None if text is None else text.upper()
+
+    return {
+        "megatrend": _text(row["megatrend"]),
+        "macrotrend": _text(row["macrotrend"]),
+        "challengesAndResearchGaps": _text(row["challenges_and_research_gaps"]),
+        "totalCountOfPublications": count("total_count_of_publications"),
+        "totalCountOfPatents": count("total_count_of_patents"),
+        "technologyReadinessLevel": enum_name("technology_readiness_level"),
+        "impactStrength": enum_name("impact_strength"),
+        "steepl": enum_name("steepl"),
+        "relevantIndustries": _text(row.get("relevant_industries")),
+        "realWorldApplicationAndUseCases": _text(row.get("real_world_application_and_use_cases")),
+    }
+
+
+def sample_rows() -> list[dict[str, str]]:
+    with SAMPLE.open(encoding="utf-8", newline="") as f:
+        return [{COLUMNS[k]: v for k, v in r.items()} for r in csv.DictReader(f, delimiter=";")]
+
+
+def data_of(node: Node) -> Node:
+    return {k: v for k, v in node.items() if k not in ("id", "uploadedAt", "updatedAt")}
+
+
+def bag(nodes: Iterable[Node]) -> Counter[tuple[tuple[str, Any], ...]]:
+    """Nodes as a multiset of their data fields, to compare regardless of order."""
+    return Counter(tuple(sorted(data_of(n).items())) for n in nodes)
+
+
+# Rows beside the sample that exercise exact and case-insensitive matching, literal LIKE
+# characters, rows without TRL or counts, and ties in every ordering.
+EXTRA = [
+    trend_row(megatrend="AI Safety", macrotrend="Edge AI Chips", challenges_and_research_gaps="x"),
+    trend_row(
+        megatrend="ai",
+        macrotrend="EDGE AI",
+        challenges_and_research_gaps="100% renewable, 5 GW",
+        technology_readiness_level=None,
+        total_count_of_publications=None,
+        total_count_of_patents=None,
+    ),
+    trend_row(
+        megatrend="Robotics",
+        macrotrend="Cobots",
+        challenges_and_research_gaps="snake_case naming",
+        relevant_industries="input/output, C:\\data",
+        technology_readiness_level=None,
+        impact_strength="Low",
+        steepl="P",
+        total_count_of_publications=144453,
+    ),
+    trend_row(
+        megatrend="Robotics",
+        macrotrend="cobots",
+        challenges_and_research_gaps="Grip strength",
+        real_world_application_and_use_cases=None,
+        relevant_industries=None,
+        technology_readiness_level="Deploy",
+        impact_strength="Medium",
+        steepl="S",
+        total_count_of_publications=None,
+        total_count_of_patents=3873,
+    ),
+]
+
+
+@pytest.fixture
+def rows(db: Database, tmp_path: Path) -> list[Node]:
+    """The sample file, then EXTRA in a second import (a later upload time); expected nodes."""
+    assert load(db, tmp_path, SAMPLE).created == 44
+    assert load(db, tmp_path, csv_text(EXTRA)).created == len(EXTRA)
+    return [expected_node(r) for r in [*sample_rows(), *EXTRA]]
+
+
+@pytest.fixture
+def sample(db: Database, tmp_path: Path) -> list[Node]:
+    """Only the sample file; expected nodes."""
+    assert load(db, tmp_path, SAMPLE).created == 44
+    return [expected_node(r) for r in sample_rows()]
+
+
+def fetch_all(gql: GraphQL, trend_filter: Mapping[str, Any] | None = None) -> list[Node]:
+    body = gql(ALL, {"filter": trend_filter})
+    assert "errors" not in body, body
+    connection = body["data"]["trends"]
+    assert connection["pageInfo"]["hasNextPage"] is False
+    assert connection["totalCount"] == len(connection["nodes"])
+    return connection["nodes"]
+
+
+def error_code(body: Mapping[str, Any]) -> str:
+    assert body.get("errors"), body
+    return body["errors"][0]["extensions"]["code"]
+
+
+# Filters
+
+
+def test_trends_returns_every_imported_row_with_its_fields(gql: GraphQL, rows: list[Node]) -> None:
+    nodes = fetch_all(gql)
+    assert bag(nodes) == bag(rows)
+    for node in nodes:
+        assert datetime.fromisoformat(node["uploadedAt"]).tzinfo is not None
+        assert node["updatedAt"] == node["uploadedAt"]
+
+
+def test_megatrend_filter_is_exact_and_ignores_case(gql: GraphQL, rows: list[Node]) -> None:
+    for value in ["ai", "AI", "Ai", "robotics", "ROBOTICS", "AI Safety", "ai safety"]:
+        expected = [r for r in rows if r["megatrend"].lower() == value.lower()]
+        assert expected, value
+        assert bag(fetch_all(gql, {"megatrend": value})) == bag(expected), value
+
+
+def test_megatrend_filter_matches_no_substring(gql: GraphQL, rows: list[Node]) -> None:
+    assert fetch_all(gql, {"megatrend": "Robot"}) == []
+    assert fetch_all(gql, {"megatrend": "Safety"}) == []
+
+
+def test_macrotrend_filter_is_exact_and_ignores_case(gql: GraphQL, rows: list[Node]) -> None:
+    for value in ["edge ai", "EDGE AI", "Edge AI Chips", "cobots", "COBOTS"]:
+        expected = [r for r in rows if r["macrotrend"].lower() == value.lower()]
+        assert expected, value
+        assert bag(fetch_all(gql, {"macrotrend": value})) == bag(expected), value
+
+
+def test_macrotrend_filter_matches_no_substring(gql: GraphQL, rows: list[Node]) -> None:
+    assert fetch_all(gql, {"macrotrend": "Edge"}) == []
+    assert fetch_all(gql, {"macrotrend": "AI"}) == []
+
+
+def searched(rows: Iterable[Node], term: str) -> list[Node]:
+    return [r for r in rows if any(term.lower() in (r[f] or "").lower() for f in SEARCHED)]
+
+
+def matching(rows: Iterable[Node], trend_filter: Mapping[str, str] | None) -> list[Node]:
+    """The rows a TrendFilter selects, computed in Python."""
+
+    def holds(row: Node, field: str, value: str) -> bool:
+        if field == "search":
+            return bool(searched([row], value))
+        if field in ("megatrend", "macrotrend"):
+            return row[field].lower() == value.lower()
+        return row[field] == value
+
+    conditions = (trend_filter or {}).items()
+    return [r for r in rows if all(holds(r, f, v) for f, v in conditions)]
+
+
+def test_search_matches_a_substring_of_any_searched_field_ignoring_case(
+    gql: GraphQL, rows: list[Node]
+) -> None:
+    terms = {
+        "ENERGY T": "megatrend",
+        "twin": "macrotrend",
+        "Capital COST": "challenges",
+        "automotive": "industries",
+        "drug discovery": "use cases",
+        "ai": "several fields",
+        "no such words anywhere": "nothing",
+    }
+    for term, where in terms.items():
+        assert bag(fetch_all(gql, {"search": term})) == bag(searched(rows, term)), where
+
+
+def test_search_takes_like_wildcards_and_escapes_literally(gql: GraphQL, rows: list[Node]) -> None:
+    for term in ["%", "_", "0% r", "e_c", "/", "t/o", "\\", "%_"]:
+        expected = searched(rows, term)
+        assert len(expected) < len(rows), term
+        assert bag(fetch_all(gql, {"search": term})) == bag(expected), term
+
+
+def test_search_term_with_a_percent_sign_finds_the_row_that_holds_it(
+    gql: GraphQL, rows: list[Node]
+) -> None:
+    nodes = fetch_all(gql, {"search": "100%"})
+    assert [n["challengesAndResearchGaps"] for n in nodes] == ["100% renewable, 5 GW"]
+
+
+@pytest.mark.parametrize(
+    ("field", "values"),
+    [
+        ("technologyReadinessLevel", ["PILOT", "DEVELOPMENT", "DEPLOY"]),
+        ("impactStrength", ["LOW", "MEDIUM", "HIGH"]),
+        ("steepl", ["S", "T", "E", "P", "L"]),
+    ],
+)
+def test_enum_filters_match_their_value_only(
+    gql: GraphQL, rows: list[Node], field: str, values: list[str]
+) -> None:
+    for value in values:
+        expected = [r for r in rows if r[field] == value]
+        assert expected, value
+        assert bag(fetch_all(gql, {field: value})) == bag(expected), value
+
+
+def test_all_given_filters_must_hold(gql: GraphQL, rows: list[Node]) -> None:
+    filters: list[dict[str, str]] = [
+        {"megatrend": "ai", "technologyReadinessLevel": "PILOT"},
+        {"megatrend": "ai", "macrotrend": "edge ai"},
+        {"megatrend": "robotics", "search": "grip", "steepl": "S"},
+        {"impactStrength": "HIGH", "steepl": "T", "search": "a"},
+        {"search": "data", "technologyReadinessLevel": "DEPLOY", "impactStrength": "MEDIUM"},
+        {"megatrend": "AI", "macrotrend": "Generative AI", "technologyReadinessLevel": "DEPLOY"},
+        {
+            "megatrend": "quantum technologies",
+            "macrotrend": "quantum computing",
+            "technologyReadinessLevel": "DEVELOPMENT",
+            "impactStrength": "HIGH",
+            "steepl": "T",
+            "search": "quantum",
+        },
+    ]
+    for trend_filter in filters:
+        expected = matching(rows, trend_filter)
+        assert len(expected) < len(rows), trend_filter
+        assert bag(fetch_all(gql, trend_filter)) == bag(expected), trend_filter
+
+
+def test_a_text_filter_with_a_nul_character_is_bad_user_input(
+    gql: GraphQL, rows: list[Node]
+) -> None:
+    for field in ("megatrend", "macrotrend", "search"):
+        body = gql(ALL, {"filter": {field: "AI\u0000"}})
+        assert error_code(body) == "BAD_USER_INPUT", field
+        assert body["errors"][0]["extensions"]["field"] == field
+
+
+# Ordering and cursor pagination
+
+
+def _by_pk(node: Node) -> int:
+    return decode_id(node["id"])
+
+
+ORDER_KEYS: dict[str, Callable[[Node], Any]] = {
+    "ID": _by_pk,
+    "MEGATREND": lambda n: n["megatrend"],
+    "MACROTREND": lambda n: n["macrotrend"],
+    "PUBLICATIONS": lambda n: n["totalCountOfPublications"],
+    "PATENTS": lambda n: n["totalCountOfPatents"],
+    "UPLOADED_AT": lambda n: datetime.fromisoformat(n["uploadedAt"]),
+    "UPDATED_AT": lambda n: datetime.fromisoformat(n["updatedAt"]),
+}
+
+
+def expected_order(nodes: Sequence[Node], order: Sequence[Mapping[str, str]]) -> list[str]:
+    """Ids in the order `order` asks for: nulls last either way, then ascending id."""
+    result = sorted(nodes, key=_by_pk)
+    for term in reversed(order):  # stable sorts, least significant key first
+        key = ORDER_KEYS[term["field"]]
+        present = [n for n in result if key(n) is not None]
+        present.sort(key=key, reverse=term.get("direction", "ASC") == "DESC")
+        result = present + [n for n in result if key(n) is None]
+    return [n["id"] for n in result]
+
+
+def walk(
+    gql: GraphQL,
+    order: Sequence[Mapping[str, str]] | None,
+    first: int,
+    trend_filter: Mapping[str, Any] | None = None,
+) -> list[Node]:
+    """Every page from the first to the last, checking each page's connection fields."""
+    nodes: list[Node] = []
+    after = None
+    while True:
+        variables = {"orderBy": order, "first": first, "after": after, "filter": trend_filter}
+        body = gql(PAGE, variables)
+        assert "errors" not in body, body
+        page = body["data"]["trends"]
+        edges, info = page["edges"], page["pageInfo"]
+        assert [e["node"] for e in edges] == page["nodes"]
+        assert 0 < len(edges) <= first
+        assert info["startCursor"] == edges[0]["cursor"]
+        assert info["endCursor"] == edges[-1]["cursor"]
+        assert info["hasPreviousPage"] is (after is not None)
+        nodes.extend(page["nodes"])
+        assert page["totalCount"] >= len(nodes)
+        if not info["hasNextPage"]:
+            assert page["totalCount"] == len(nodes)
+            return nodes
+        assert len(edges) == first
+        after = info["endCursor"]
+
+
+@pytest.mark.parametrize("field", list(ORDER_KEYS))
+def test_walking_all_pages_returns_every_row_once_in_order(
+    gql: GraphQL, rows: list[Node], field: str
+) -> None:
+    everything = fetch_all(gql)
+    for direction in ("ASC", "DESC"):
+        order = [{"field": field, "direction": direction}]
+        walked = walk(gql, order, first=10)
+        assert [n["id"] for n in walked] == expected_order(everything, order), direction
+        assert bag(walked) == bag(rows)
+
+
+def test_walking_a_multi_field_order_returns_every_row_once_in_order(
+    gql: GraphQL, rows: list[Node]
+) -> None:
+    everything = fetch_all(gql)
+    orders: list[list[dict[str, str]]] = [
+        [{"field": "MEGATREND"}, {"field": "PUBLICATIONS", "direction": "DESC"}],
+        [{"field": "PUBLICATIONS"}, {"field": "PATENTS", "direction": "DESC"}],
+        [{"field": "PATENTS", "direction": "DESC"}, {"field": "ID", "direction": "DESC"}],
+        [
+            {"field": "UPLOADED_AT", "direction": "DESC"},
+            {"field": "PATENTS"},
+            {"field": "MACROTREND", "direction": "DESC"},
+        ],
+    ]
+    for order in orders:
+        walked = walk(gql, order, first=9)
+        assert [n["id"] for n in walked] == expected_order(everything, order), order
+
+
+def test_walking_a_filtered_order_returns_the_matches_once_in_order(
+    gql: GraphQL, rows: list[Node]
+) -> None:
+    trend_filter = {"search": "a", "impactStrength": "HIGH"}
+    matches = fetch_all(gql, trend_filter)
+    order = [{"field": "PATENTS", "direction": "DESC"}]
+    walked = walk(gql, order, first=3, trend_filter=trend_filter)
+    assert [n["id"] for n in walked] == expected_order(matches, order)
+    assert bag(walked) == bag(matching(rows, trend_filter))
+    assert len(walked) > 6
+
+
+def test_no_order_means_ascending_id(gql: GraphQL, rows: list[Node]) -> None:
+    everything = fetch_all(gql)
+    assert [n["id"] for n in walk(gql, None, first=9)] == expected_order(everything, [])
+    assert [n["id"] for n in everything] == expected_order(everything, [])
+
+
+def test_null_counts_sort_last_in_both_directions(gql: GraphQL, rows: list[Node]) -> None:
+    for field, key in [
+        ("PUBLICATIONS", "totalCountOfPublications"),
+        ("PATENTS", "totalCountOfPatents"),
+    ]:
+        for direction in ("ASC", "DESC"):
+            walked = walk(gql, [{"field": field, "direction": direction}], first=16)
+            counts = [n[key] for n in walked]
+            nulls = counts.count(None)
+            assert nulls >= 2
+            assert counts[-nulls:] == [None] * nulls, (field, direction)
+            present = counts[:-nulls]
+            assert present == sorted(present, reverse=direction == "DESC"), (field, direction)
+            null_ids = [_by_pk(n) for n in walked[-nulls:]]
+            assert null_ids == sorted(null_ids), (field, direction)
+
+
+def test_total_count_counts_every_match_not_the_page(gql: GraphQL, rows: list[Node]) -> None:
+    for trend_filter, first in [(None, 3), ({"megatrend": "ai"}, 2), ({"search": "zzz"}, 5)]:
+        body = gql(PAGE, {"filter": trend_filter, "first": first})
+        page = body["data"]["trends"]
+        expected = len(matching(rows, trend_filter))
+        assert page["totalCount"] == expected
+        assert len(page["nodes"]) == min(first, expected)
+
+
+def test_first_page_info(gql: GraphQL, rows: list[Node]) -> None:
+    page = gql(PAGE, {"first": 3})["data"]["trends"]
+    info = page["pageInfo"]
+    assert info["hasNextPage"] is True
+    assert info["hasPreviousPage"] is False
+    assert info["startCursor"] == page["edges"][0]["cursor"]
+    assert info["endCursor"] == page["edges"][2]["cursor"]
+    assert len({e["cursor"] for e in page["edges"]}) == 3
+
+
+def test_a_page_that_holds_exactly_the_rest_has_no_next_page(
+    gql: GraphQL, rows: list[Node]
+) -> None:
+    first = gql(PAGE, {"first": 40})["data"]["trends"]
+    rest = gql(PAGE, {"first": len(rows) - 40, "after": first["pageInfo"]["endCursor"]})
+    page = rest["data"]["trends"]
+    assert len(page["nodes"]) == len(rows) - 40
+    assert page["pageInfo"]["hasNextPage"] is False
+    assert page["pageInfo"]["hasPreviousPage"] is True
+
+
+def test_after_the_last_cursor_comes_an_empty_page(gql: GraphQL, rows: list[Node]) -> None:
+    everything = gql(PAGE, {"first": 500})["data"]["trends"]
+    last = everything["pageInfo"]["endCursor"]
+    page = gql(PAGE, {"first": 5, "after": last})["data"]["trends"]
+    assert page["edges"] == page["nodes"] == []
+    assert page["pageInfo"] == {
+        "hasNextPage": False,
+        "hasPreviousPage": True,
+        "startCursor": None,
+        "endCursor": None,
+    }
+    assert page["totalCount"] == len(rows)
+
+
+def test_an_empty_result_has_no_cursors(gql: GraphQL, rows: list[Node]) -> None:
+    page = gql(PAGE, {"filter": {"megatrend": "nothing"}, "first": 5})["data"]["trends"]
+    assert page["totalCount"] == 0
+    assert page["edges"] == page["nodes"] == []
+    assert page["pageInfo"] == {
+        "hasNextPage": False,
+        "hasPreviousPage": False,
+        "startCursor": None,
+        "endCursor": None,
+    }
+
+
+def test_first_zero_returns_no_edges_but_counts_and_sees_more(
+    gql: GraphQL, rows: list[Node]
+) -> None:
+    page = gql(PAGE, {"first": 0})["data"]["trends"]
+    assert page["edges"] == page["nodes"] == []
+    assert page["totalCount"] == len(rows)
+    assert page["pageInfo"]["hasNextPage"] is True
+    assert page["pageInfo"]["startCursor"] is None
+    assert page["pageInfo"]["endCursor"] is None
+
+
+def test_first_up_to_the_configured_maximum_is_accepted(
+    gql: GraphQL, rows: list[Node], backend: Settings
+) -> None:
+    assert backend.max_page_size == 500
+    page = gql(PAGE, {"first": backend.max_page_size})["data"]["trends"]
+    assert len(page["nodes"]) == len(rows)
+
+
+def test_first_beyond_the_maximum_negative_or_null_is_bad_user_input(
+    gql: GraphQL, rows: list[Node]
+) -> None:
+    for first in [501, 10_000, -1, None]:
+        body = gql(PAGE, {"first": first})
+        assert body["data"] is None, first
+        assert error_code(body) == "BAD_USER_INPUT", first
+        assert body["errors"][0]["extensions"]["field"] == "first"
+        assert body["errors"][0]["path"] == ["trends"]
+
+
+def test_first_defaults_to_fifty(gql: GraphQL, db: Database, tmp_path: Path) -> None:
+    load(db, tmp_path, csv_text([trend_row(macrotrend=f"Macrotrend {i}") for i in range(51)]))
+    body = gql("{ trends { totalCount nodes { id } pageInfo { hasNextPage } } }")
+    assert body["data"]["trends"]["totalCount"] == 51
+    assert len(body["data"]["trends"]["nodes"]) == 50
+    assert body["data"]["trends"]["pageInfo"]["hasNextPage"] is True
+
+
+def test_a_cursor_used_with_another_order_is_bad_user_input(gql: GraphQL, rows: list[Node]) -> None:
+    pairs: list[tuple[list[dict[str, str]] | None, list[dict[str, str]] | None]] = [
+        ([{"field": "MEGATREND"}], [{"field": "MACROTREND"}]),
+        ([{"field": "MEGATREND"}], [{"field": "MEGATREND", "direction": "DESC"}]),
+        ([{"field": "PUBLICATIONS"}], [{"field": "PATENTS"}]),
+        ([{"field": "UPLOADED_AT"}], [{"field": "UPDATED_AT"}]),
+        (None, [{"field": "MEGATREND"}]),
+        ([{"field": "MEGATREND"}], None),
+        ([{"field": "MEGATREND"}, {"field": "PATENTS"}], [{"field": "PATENTS"}]),
+    ]
+    for issued_by, used_with in pairs:
+        cursor = gql(PAGE, {"orderBy": issued_by, "first": 2})["data"]["trends"]["pageInfo"]
+        body = gql(PAGE, {"orderBy": used_with, "first": 2, "after": cursor["endCursor"]})
+        assert error_code(body) == "BAD_USER_INPUT", (issued_by, used_with)
+        assert body["errors"][0]["extensions"]["field"] == "after"
+
+
+def test_a_garbage_cursor_is_bad_user_input(gql: GraphQL, rows: list[Node]) -> None:
+    some_id = fetch_all(gql)[0]["id"]
+    for cursor in ["garbage", "", "!!!", "W10", some_id, base64.b64encode(b"[1]").decode()]:
+        body = gql(PAGE, {"first": 2, "after": cursor})
+        assert error_code(body) == "BAD_USER_INPUT", cursor
+        assert body["errors"][0]["extensions"]["field"] == "after"
+
+
+def test_cursors_are_stable_between_requests(gql: GraphQL, rows: list[Node]) -> None:
+    order = [{"field": "PUBLICATIONS", "direction": "DESC"}]
+    once = gql(PAGE, {"orderBy": order, "first": 10})["data"]["trends"]["edges"]
+    again = gql(PAGE, {"orderBy": order, "first": 10})["data"]["trends"]["edges"]
+    assert once == again
+
+
+# Ids
+
+
+def test_ids_round_trip_into_trend(gql: GraphQL, rows: list[Node]) -> None:
+    nodes = fetch_all(gql)
+    fields = " ".join(
+        f't{i}: trend(id: "{n["id"]}") {{ {TREND_FIELDS} }}' for i, n in enumerate(nodes)
+    )
+    body = gql(f"{{ {fields} }}")
+    assert "errors" not in body, body
+    assert [body["data"][f"t{i}"] for i in range(len(nodes))] == nodes
+
+
+def test_trend_by_id_through_a_variable(gql: GraphQL, rows: list[Node]) -> None:
+    node = fetch_all(gql, {"macrotrend": "cobots", "steepl": "S"})[0]
+    body = gql(f"query($id: ID!) {{ trend(id: $id) {{ {TREND_FIELDS} }} }}", {"id": node["id"]})
+    assert body == {"data": {"trend": node}}
+
+
+def test_ids_are_opaque_and_distinct(gql: GraphQL, rows: list[Node]) -> None:
+    ids = [n["id"] for n in fetch_all(gql)]
+    assert len(set(ids)) == len(ids)
+    for public_id in ids:
+        assert not public_id.isdigit()
+        assert public_id != str(_by_pk({"id": public_id}))
+
+
+def test_an_unknown_well_formed_id_is_null(gql: GraphQL, rows: list[Node]) -> None:
+    largest = max(_by_pk(n) for n in fetch_all(gql))
+    for pk in (largest + 1, largest + 1000, 2**31 - 1):
+        body = gql(f'{{ trend(id: "{encode_id(pk)}") {{ id megatrend }} }}')
+        assert body == {"data": {"trend": None}}
+
+
+def test_a_malformed_id_is_bad_user_input(gql: GraphQL, rows: list[Node]) -> None:
+    malformed = [
+        "nope",
+        "",
+        "1",
+        base64.urlsafe_b64encode(b"Trend:2147483648").decode(),  # beyond the id column
+        base64.urlsafe_b64encode(b"Trend:-1").decode(),
+        base64.urlsafe_b64encode(b"Other:1").decode(),
+    ]
+    for public_id in malformed:
+        body = gql("query($id: ID!) { trend(id: $id) { id } }", {"id": public_id})
+        assert body["data"] == {"trend": None}, public_id
+        assert error_code(body) == "BAD_USER_INPUT", public_id
+        assert body["errors"][0]["extensions"]["field"] == "id"
+        assert body["errors"][0]["path"] == ["trend"]
+
+
+def test_a_cursor_is_no_id(gql: GraphQL, rows: list[Node]) -> None:
+    cursor = gql(PAGE, {"first": 1})["data"]["trends"]["edges"][0]["cursor"]
+    body = gql("query($id: ID!) { trend(id: $id) { id } }", {"id": cursor})
+    assert error_code(body) == "BAD_USER_INPUT"
+
+
+# Aggregates
+
+
+def readiness(rows: Iterable[Node], megatrend: str) -> list[dict[str, Any]]:
+    groups: dict[str, list[Node]] = defaultdict(list)
+    for row in rows:
+        if row["megatrend"].lower() == megatrend.lower():
+            groups[row["macrotrend"].lower()].append(row)
+    result = []
+    for members in groups.values():
+        scores = [
+            TRL_SCORE[r["technologyReadinessLevel"]]
+            for r in members
+            if r["technologyReadinessLevel"]
+        ]
+        result.append(
+            {
+                "macrotrend": min(r["macrotrend"] for r in members),
+                "trendCount": len(members),
+                "ratedCount": len(scores),
+                "averageTrlScore": sum(scores) / len(scores) if scores else None,
+            }
+        )
+    return sorted(result, key=lambda r: r["macrotrend"])
+
+
+READINESS = """
+query($megatrend: String!) {
+  macrotrendReadiness(megatrend: $megatrend) {
+    macrotrend trendCount ratedCount averageTrlScore
+  }
+}
+"""
+
+
+def test_macrotrend_readiness_of_the_sample_ai_megatrend(gql: GraphQL, sample: list[Node]) -> None:
+    answer = gql(READINESS, {"megatrend": "ai"})["data"]["macrotrendReadiness"]
+    expected = readiness(sample, "AI")
+    assert len(expected) == 10
+    assert answer == expected
+    assert [r["macrotrend"] for r in answer] == sorted(r["macrotrend"] for r in answer)
+
+
+def test_macrotrend_readiness_of_each_sample_megatrend_ignores_its_case(
+    gql: GraphQL, sample: list[Node]
+) -> None:
+    for megatrend in sorted({r["megatrend"] for r in sample}):
+        answer = gql(READINESS, {"megatrend": megatrend.upper()})["data"]["macrotrendReadiness"]
+        assert answer == readiness(sample, megatrend), megatrend
+
+
+def test_macrotrend_readiness_averages_several_rows_and_ignores_unrated_ones(
+    gql: GraphQL, db: Database, tmp_path: Path
+) -> None:
+    specs = [
+        ("Robotics", "Cobots", "Pilot"),
+        ("Robotics", "Cobots", "Deploy"),
+        ("Robotics", "cobots", "Development"),
+        ("Robotics", "Cobots", None),
+        ("Robotics", "Humanoids", None),
+        ("Robotics", "Humanoids", None),
+        ("Robotics", "Swarms", "Pilot"),
+        ("Robotics", "Swarms", "Development"),
+        ("Robotics", "Exoskeletons", "Deploy"),
+        ("Robotics Plus", "Cobots", "Pilot"),
+        ("Manufacturing", "Cobots", "Deploy"),
+    ]
+    imported = [
+        trend_row(
+            megatrend=megatrend,
+            macrotrend=macrotrend,
+            technology_readiness_level=trl,
+            challenges_and_research_gaps=f"Challenge {i}",
+        )
+        for i, (megatrend, macrotrend, trl) in enumerate(specs)
+    ]
+    load(db, tmp_path, csv_text(imported))
+    answer = gql(READINESS, {"megatrend": "ROBOTICS"})["data"]["macrotrendReadiness"]
+    assert answer == [
+        {"macrotrend": "Cobots", "trendCount": 4, "ratedCount": 3, "averageTrlScore": 5.0},
+        {"macrotrend": "Exoskeletons", "trendCount": 1, "ratedCount": 1, "averageTrlScore": 8.0},
+        {"macrotrend": "Humanoids", "trendCount": 2, "ratedCount": 0, "averageTrlScore": None},
+        {"macrotrend": "Swarms", "trendCount": 2, "ratedCount": 2, "averageTrlScore": 3.5},
+    ]
+    assert answer == readiness([expected_node(r) for r in imported], "robotics")
+
+
+def test_macrotrend_readiness_of_an_unknown_megatrend_is_empty(
+    gql: GraphQL, sample: list[Node]
+) -> None:
+    assert gql(READINESS, {"megatrend": "A"}) == {"data": {"macrotrendReadiness": []}}
+
+
+def megatrend_summaries(rows: Iterable[Node]) -> list[dict[str, Any]]:
+    groups: dict[str, list[Node]] = defaultdict(list)
+    for row in rows:
+        groups[row["megatrend"].lower()].append(row)
+    return sorted(
+        (
+            {
+                "name": min(r["megatrend"] for r in members),
+                "trendCount": len(members),
+                "macrotrendCount": len({r["macrotrend"].lower() for r in members}),
+            }
+            for members in groups.values()
+        ),
+        key=lambda s: s["name"],
+    )
+
+
+MEGATRENDS = "{ megatrends { name trendCount macrotrendCount } }"
+
+
+def test_megatrends_of_the_sample(gql: GraphQL, sample: list[Node]) -> None:
+    answer = gql(MEGATRENDS)["data"]["megatrends"]
+    assert answer == megatrend_summaries(sample)
+    assert sum(s["trendCount"] for s in answer) == 44
+    assert len(answer) == 8
+
+
+def test_megatrends_count_distinct_macrotrends_ignoring_case(
+    gql: GraphQL, rows: list[Node]
+) -> None:
+    answer = {s["name"]: s for s in gql(MEGATRENDS)["data"]["megatrends"]}
+    assert answer["AI"] == {"name": "AI", "trendCount": 11, "macrotrendCount": 10}
+    assert answer["Robotics"] == {"name": "Robotics", "trendCount": 2, "macrotrendCount": 1}
+    assert list(answer.values()) == megatrend_summaries(rows)
+
+
+def test_megatrends_of_an_empty_database(gql: GraphQL) -> None:
+    assert gql(MEGATRENDS) == {"data": {"megatrends": []}}
+
+
+FACETS = """
+query($filter: TrendFilter) {
+  trendFacets(filter: $filter) {
+    total
+    technologyReadinessLevel { value count }
+    impactStrength { value count }
+    steepl { value count }
+    megatrend { value count }
+  }
+}
+"""
+
+
+def facets(rows: Sequence[Node]) -> dict[str, Any]:
+    def counts(field: str) -> dict[str, int]:
+        return dict(Counter(r[field] or "NONE" for r in rows))
+
+    megatrends: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        megatrends[row["megatrend"].lower()].append(row["megatrend"])
+    return {
+        "total": len(rows),
+        "technologyReadinessLevel": counts("technologyReadinessLevel"),
+        "impactStrength": counts("impactStrength"),
+        "steepl": counts("steepl"),
+        "megatrend": {min(names): len(names) for names in megatrends.values()},
+    }
+
+
+def facets_answer(gql: GraphQL, trend_filter: Mapping[str, Any] | None) -> dict[str, Any]:
+    body = gql(FACETS, {"filter": trend_filter})
+    assert "errors" not in body, body
+    answer = body["data"]["trendFacets"]
+    result: dict[str, Any] = {"total": answer.pop("total")}
+    for name, pairs in answer.items():
+        values = [p["value"] for p in pairs]
+        assert len(values) == len(set(values)), name
+        result[name] = {p["value"]: p["count"] for p in pairs}
+    return result
+
+
+def test_facets_of_the_sample_use_enum_names(gql: GraphQL, sample: list[Node]) -> None:
+    answer = facets_answer(gql, None)
+    assert answer == facets(sample)
+    assert set(answer["technologyReadinessLevel"]) == {"PILOT", "DEVELOPMENT", "DEPLOY"}
+    assert set(answer["impactStrength"]) == {"LOW", "MEDIUM", "HIGH"}
+    assert set(answer["steepl"]) == {"S", "T", "E", "P", "L"}
+
+
+def test_facets_report_a_missing_trl_as_none(gql: GraphQL, rows: list[Node]) -> None:
+    answer = facets_answer(gql, None)
+    assert answer == facets(rows)
+    assert answer["technologyReadinessLevel"]["NONE"] == 2
+
+
+def test_facets_count_under_the_filter(gql: GraphQL, rows: list[Node]) -> None:
+    filters: list[dict[str, str]] = [
+        {"megatrend": "ai"},
+        {"search": "data"},
+        {"technologyReadinessLevel": "DEPLOY", "impactStrength": "MEDIUM"},
+        {"steepl": "P", "search": "a"},
+        {"macrotrend": "cobots"},
+        {"megatrend": "nothing"},
+    ]
+    for trend_filter in filters:
+        expected = facets(matching(rows, trend_filter))
+        assert facets_answer(gql, trend_filter) == expected, trend_filter
