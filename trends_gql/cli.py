@@ -45,7 +45,7 @@ def _print_report(report: ImportReport, shown: int, seconds: float) -> None:
         f"{report.file}: {report.total} rows ({report.encoding}, separator {report.delimiter!r}): "
         f"{report.created} {verb}, {report.skipped} duplicates skipped, {report.invalid} invalid"
     )
-    print(f"took {seconds:.2f} s ({report.total / max(seconds, 1e-9):,.0f} rows/s)")
+    print(f"took {seconds:.3f} s ({report.total / max(seconds, 1e-9):,.0f} rows/s)")
     for warning in report.warnings:
         print(f"warning: {warning}")
     for error in report.errors[:shown]:
