@@ -1,7 +1,8 @@
 """The Starlette application: /graphql, /healthz, CORS."""
 
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
@@ -10,6 +11,7 @@ import redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -17,15 +19,19 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from trends_gql.db import Database
-from trends_gql.schema import Context, schema
+from trends_gql.schema import Context, build_schema
 from trends_gql.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
+SESSION_COOKIE = "trends_session"
+
 
 class GraphQLView(GraphQL[Context, None]):
     def __init__(self, db: Database, settings: Settings) -> None:
-        super().__init__(schema, graphql_ide="graphiql")
+        super().__init__(
+            build_schema(settings), graphql_ide="graphiql" if settings.graphiql_enabled else None
+        )
         self.db = db
         self.settings = settings
 
@@ -49,8 +55,13 @@ def _check_redis(url: str) -> str:
         client.close()
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """The ASGI app for `settings` (default: the process settings)."""
+def create_app(
+    settings: Settings | None = None, clock: Callable[[], float] = time.time
+) -> Starlette:
+    """The ASGI app for `settings` (default: the process settings).
+
+    `clock` gives the time for the login and request limits; tests pass a fake one.
+    """
     settings = settings or get_settings()
     # A no-op when the host (a test runner, say) has configured logging already.
     logging.basicConfig(
@@ -87,16 +98,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         middleware=[
             Middleware(
+                SessionMiddleware,
+                secret_key=settings.session_secret,
+                session_cookie=SESSION_COOKIE,
+                max_age=settings.session_max_age,
+                same_site="lax",
+                https_only=settings.cookie_secure,
+            ),
+            Middleware(
                 CORSMiddleware,
                 allow_origins=settings.cors_origins,
                 allow_credentials=True,
                 allow_methods=["GET", "POST", "OPTIONS"],
                 allow_headers=["content-type", "graphql-require-preflight", "x-requested-with"],
                 max_age=600,
-            )
+            ),
         ],
         lifespan=lifespan,
     )
     app.state.db = db
     app.state.settings = settings
+    app.state.clock = clock
     return app

@@ -32,6 +32,21 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
 
+    session_cookie_secure: bool = False
+    session_max_age: int = Field(default=14 * 24 * 3600, ge=60)
+    login_max_failures_per_email: int = Field(default=5, ge=1)
+    login_max_failures_per_client: int = Field(default=20, ge=1)
+    login_window_seconds: int = Field(default=15 * 60, ge=1)
+    rate_limit_anon: int = Field(default=120, ge=0)
+    rate_limit_user: int = Field(default=600, ge=0)
+    max_query_depth: int = Field(default=10, ge=1)
+    max_query_tokens: int = Field(default=1000, ge=1)
+    max_query_aliases: int = Field(default=15, ge=0)
+    max_batch_operations: int = Field(default=10, ge=0)
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    graphql_introspection: bool | None = None
+    graphiql: bool | None = None
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -49,9 +64,30 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_secret(self) -> "Settings":
-        if self.trends_env == "production" and not self.secret_key:
+        if self.production and not self.secret_key:
             raise ValueError("SECRET_KEY must be set when TRENDS_ENV=production")
         return self
+
+    @property
+    def production(self) -> bool:
+        return self.trends_env == "production"
+
+    @property
+    def cookie_secure(self) -> bool:
+        """Send the session cookie over HTTPS only."""
+        return self.production or self.session_cookie_secure
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return (
+            not self.production
+            if self.graphql_introspection is None
+            else self.graphql_introspection
+        )
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return not self.production if self.graphiql is None else self.graphiql
 
     @cached_property
     def session_secret(self) -> str:

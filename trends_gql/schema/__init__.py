@@ -8,6 +8,7 @@ from strawberry.types import ExecutionContext
 
 from trends_gql.schema.errors import ErrorCodes, is_unexpected
 from trends_gql.schema.query import Context, Query
+from trends_gql.settings import Settings
 
 log = logging.getLogger("trends_gql.errors")
 
@@ -28,6 +29,12 @@ class TrendsSchema(strawberry.Schema):
                 )
 
 
-schema = TrendsSchema(query=Query, extensions=[ErrorCodes])
+def build_schema(settings: Settings) -> TrendsSchema:
+    """The schema with the settings' limits; the SDL does not depend on them."""
+    return TrendsSchema(query=Query, extensions=[ErrorCodes])
 
-__all__ = ["Context", "schema"]
+
+# For `strawberry export-schema` and tests: the default limits, whatever the environment says.
+schema = build_schema(Settings.model_construct())
+
+__all__ = ["Context", "build_schema", "schema"]
