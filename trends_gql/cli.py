@@ -1,16 +1,21 @@
 """The `trends` command line."""
 
 import argparse
+import getpass
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
+from trends_gql import users
 from trends_gql.csvio import CsvFormatError
 from trends_gql.db import Database
+from trends_gql.errors import BadUserInput, NotFound, TrendsError
 from trends_gql.ingest import ImportReport, export_trends, import_trends
 from trends_gql.settings import Settings, get_settings
 
@@ -103,6 +108,69 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password (again): ") != first:
+        raise BadUserInput("the two passwords differ", field="password")
+    return first
+
+
+def _with_users(action: Callable[[Session, argparse.Namespace], str]) -> Callable[..., int]:
+    """A subcommand that runs `action` in a session and prints what it returns."""
+
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        db = Database(settings.database_url)
+        try:
+            with db.session() as session:
+                print(action(session, args))
+        except TrendsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            db.dispose()
+        return 0
+
+    return run
+
+
+def _create_user(session: Session, args: argparse.Namespace) -> str:
+    email = users.normalise_email(args.email)
+    if users.get_user_by_email(session, email):
+        raise BadUserInput(f"a user with email {email} exists")
+    users.check_password(email, password := _read_password(args))
+    user = users.create_user(session, email, password, staff=args.staff, superuser=args.superuser)
+    return f"created {user.email}" + (
+        " (superuser)" if args.superuser else " (staff)" if args.staff else ""
+    )
+
+
+def _set_password(session: Session, args: argparse.Namespace) -> str:
+    if users.get_user_by_email(session, args.email) is None:
+        raise NotFound(f"no user with email {args.email.strip().lower()}")
+    user = users.set_password(session, args.email, _read_password(args))
+    return f"password of {user.email} changed: their sessions have ended"
+
+
+def _set_active(active: bool) -> Callable[[Session, argparse.Namespace], str]:
+    def action(session: Session, args: argparse.Namespace) -> str:
+        user = users.set_active(session, args.email, active)
+        return f"{user.email} {'activated' if active else 'deactivated: their sessions have ended'}"
+
+    return action
+
+
+def _list_users(session: Session, args: argparse.Namespace) -> str:
+    rows = [
+        f"{u.email}\t{'superuser' if u.is_superuser else 'staff' if u.is_staff else 'user'}"
+        f"\t{'active' if u.is_active else 'inactive'}"
+        f"\t{u.last_login.isoformat(timespec='seconds') if u.last_login else 'never'}"
+        for u in users.list_users(session)
+    ]
+    return "\n".join(["email\trole\tstatus\tlast login", *rows])
+
+
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     migrate(settings, args.revision)
     print(f"database migrated to {args.revision}")
@@ -133,6 +201,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("migrate", help="apply database migrations")
     p.add_argument("revision", nargs="?", default="head")
     p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("create-user", help="create a user (password prompted twice)")
+    p.add_argument("email")
+    p.add_argument("--staff", action="store_true", help="may change trend data")
+    p.add_argument("--superuser", action="store_true", help="staff, and more later")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.set_defaults(func=_with_users(_create_user))
+
+    p = sub.add_parser("set-password", help="change a user's password (ends their sessions)")
+    p.add_argument("email")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.set_defaults(func=_with_users(_set_password))
+
+    for name, active in (("activate-user", True), ("deactivate-user", False)):
+        p = sub.add_parser(name, help=f"{name.split('-')[0]} a user's account")
+        p.add_argument("email")
+        p.set_defaults(func=_with_users(_set_active(active)))
+
+    p = sub.add_parser("list-users", help="list users with their role and last login")
+    p.set_defaults(func=_with_users(_list_users))
 
     p = sub.add_parser("serve", help="serve the GraphQL API")
     p.add_argument("--host", default="127.0.0.1")

@@ -1,5 +1,6 @@
 """Errors a client may see, each with the code it carries in `extensions.code`."""
 
+import math
 from typing import Any
 
 
@@ -21,3 +22,18 @@ class BadUserInput(TrendsError):
 
 class NotFound(TrendsError):
     code = "NOT_FOUND"
+
+
+class Unauthenticated(TrendsError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(TrendsError):
+    code = "FORBIDDEN"
+
+
+class TooManyRequests(TrendsError):
+    code = "TOO_MANY_REQUESTS"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, retryAfter=max(1, math.ceil(retry_after)))

@@ -94,3 +94,18 @@ class Trend(SQLModel, table=True):
 
 
 TREND_TABLE: sa.Table = Trend.__table__  # type: ignore[assignment]
+
+
+class User(SQLModel, table=True):
+    """A person who signs in; staff may change trend data."""
+
+    __tablename__ = "user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(sa_type=sa.String(254), nullable=False, unique=True)
+    password_hash: str = Field(sa_type=sa.String(255), nullable=False, repr=False)
+    is_active: bool = Field(default=True, nullable=False)
+    is_staff: bool = Field(default=False, nullable=False)
+    is_superuser: bool = Field(default=False, nullable=False)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    last_login: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 
 from trends_gql.errors import BadUserInput
 
-_ID_PREFIX = "Trend:"
 # Integer columns (id and the counts) are 32-bit on PostgreSQL: beyond this range a value cannot
 # be ours, and binding it would fail in the database rather than as the client's mistake.
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
@@ -25,25 +24,26 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def encode_id(pk: int) -> str:
-    """The public id of a trend."""
-    return _b64(f"{_ID_PREFIX}{pk}".encode())
+def encode_id(pk: int, kind: str = "Trend") -> str:
+    """The public id of a row of a kind (Trend, User)."""
+    return _b64(f"{kind}:{pk}".encode())
 
 
-def decode_id(public_id: str) -> int:
-    """The primary key behind a public id; BadUserInput when malformed."""
+def decode_id(public_id: str, kind: str = "Trend") -> int:
+    """The primary key behind a public id of that kind; BadUserInput when malformed."""
+    prefix = f"{kind}:"
     try:
         text = _unb64(public_id).decode()
-        if text.startswith(_ID_PREFIX):
-            digits = text[len(_ID_PREFIX) :]
+        if text.startswith(prefix):
+            digits = text[len(prefix) :]
             if digits.isascii() and digits.isdigit() and int(digits) <= _INT_MAX:
                 pk = int(digits)
                 # One id per row: no leading zeros, no padding.
-                if encode_id(pk) == public_id:
+                if encode_id(pk, kind) == public_id:
                     return pk
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
-    raise BadUserInput(f"malformed trend id: {public_id!r}", field="id")
+    raise BadUserInput(f"malformed {kind.lower()} id: {public_id!r}", field="id")
 
 
 class Keyset:

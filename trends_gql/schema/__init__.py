@@ -6,8 +6,10 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.types import ExecutionContext
 
+from trends_gql.schema.context import Context
 from trends_gql.schema.errors import ErrorCodes, is_unexpected
-from trends_gql.schema.query import Context, Query
+from trends_gql.schema.mutation import Mutation
+from trends_gql.schema.query import Query
 from trends_gql.settings import Settings
 
 log = logging.getLogger("trends_gql.errors")
@@ -31,7 +33,7 @@ class TrendsSchema(strawberry.Schema):
 
 def build_schema(settings: Settings) -> TrendsSchema:
     """The schema with the settings' limits; the SDL does not depend on them."""
-    return TrendsSchema(query=Query, extensions=[ErrorCodes])
+    return TrendsSchema(query=Query, mutation=Mutation, extensions=[ErrorCodes])
 
 
 # For `strawberry export-schema` and tests: the default limits, whatever the environment says.

@@ -1,16 +1,15 @@
 """The root Query: thin resolvers over trends_gql.queries."""
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import strawberry
 from strawberry.types import Info
 from strawberry.types.nodes import SelectedField, Selection
 
 from trends_gql import queries
-from trends_gql.db import Database
 from trends_gql.pagination import decode_id
+from trends_gql.schema.context import Context
 from trends_gql.schema.types import (
     TREND_COLUMNS,
     MacrotrendReadiness,
@@ -20,18 +19,8 @@ from trends_gql.schema.types import (
     TrendFacets,
     TrendFilter,
     TrendOrder,
+    User,
 )
-from trends_gql.settings import Settings
-
-
-@dataclass
-class Context:
-    """What every resolver may use; built per request by the app."""
-
-    db: Database
-    settings: Settings
-    request: Any = None
-    response: Any = None
 
 
 def _fields(selections: Iterable[Selection]) -> Iterator[SelectedField]:
@@ -57,6 +46,10 @@ def _columns(nodes: Iterable[SelectedField]) -> set[str]:
 
 @strawberry.type
 class Query:
+    @strawberry.field(description="The signed-in user; null when anonymous.")
+    async def me(self, info: Info[Context, None]) -> User | None:
+        return cast(User | None, await info.context.user())
+
     @strawberry.field(description="Trends matching a filter, in pages (cursor pagination).")
     async def trends(
         self,

@@ -162,3 +162,43 @@ class TrendOrder:
 
     def to_query(self) -> queries.TrendOrder:
         return queries.TrendOrder(self.field, self.direction)
+
+
+@strawberry.type(description="A signed-in person. Resolvers pass the account itself as its root.")
+class User:
+    email: str
+    is_staff: bool
+    is_superuser: bool
+    last_login: datetime | None
+
+    @strawberry.field(description="Opaque id.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(encode_id(self.id, "User"))  # type: ignore[arg-type]  # root is a row
+
+
+@strawberry.input(description="A new trend; validated like a CSV row.")
+class TrendInput:
+    megatrend: str
+    macrotrend: str
+    challenges_and_research_gaps: str
+    total_count_of_publications: int | None = None
+    total_count_of_patents: int | None = None
+    technology_readiness_level: TechnologyReadinessLevel | None = None
+    impact_strength: ImpactStrength = ImpactStrength.LOW
+    steepl: Steepl = Steepl.S
+    relevant_industries: str | None = None
+    real_world_application_and_use_cases: str | None = None
+
+
+@strawberry.input(description="Changes to a trend: only the fields given change.")
+class TrendPatch:
+    megatrend: str | None = strawberry.UNSET
+    macrotrend: str | None = strawberry.UNSET
+    challenges_and_research_gaps: str | None = strawberry.UNSET
+    total_count_of_publications: int | None = strawberry.UNSET
+    total_count_of_patents: int | None = strawberry.UNSET
+    technology_readiness_level: TechnologyReadinessLevel | None = strawberry.UNSET
+    impact_strength: ImpactStrength | None = strawberry.UNSET
+    steepl: Steepl | None = strawberry.UNSET
+    relevant_industries: str | None = strawberry.UNSET
+    real_world_application_and_use_cases: str | None = strawberry.UNSET

@@ -1,0 +1,34 @@
+"""Per-request context of the resolvers."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from trends_gql.auth import current_user
+from trends_gql.db import Database
+from trends_gql.models import User
+from trends_gql.settings import Settings
+
+_UNKNOWN: Any = object()
+
+
+@dataclass
+class Context:
+    """What every resolver may use; built per request by the app."""
+
+    db: Database
+    settings: Settings
+    request: Request
+    response: Any = None
+    _user: User | None = field(default=_UNKNOWN, repr=False)
+
+    async def user(self) -> User | None:
+        """The signed-in user, looked up once per request."""
+        if self._user is _UNKNOWN:
+            self._user = await current_user(self.request, self.db)
+        return self._user
+
+    def set_user(self, user: User | None) -> None:
+        """Record a login or logout made by this request."""
+        self._user = user

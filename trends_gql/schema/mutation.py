@@ -1,0 +1,73 @@
+"""The root Mutation: sign-in, and staff edits guarded by one permission class."""
+
+from dataclasses import asdict
+from typing import Any, cast
+
+import strawberry
+from strawberry.types import Info
+
+from trends_gql import auth, curation, queries
+from trends_gql.errors import BadUserInput
+from trends_gql.pagination import decode_id, encode_id
+from trends_gql.schema.context import Context
+from trends_gql.schema.types import TREND_COLUMNS, Trend, TrendInput, TrendPatch, User
+
+ALL_COLUMNS = set(TREND_COLUMNS.values())
+# Non-null in Trend, so a patch may change them but not clear them.
+_NOT_NULL = ("impact_strength", "steepl")
+
+STAFF = [auth.IsStaff]
+
+
+def _changes(patch: TrendPatch) -> dict[str, Any]:
+    changes = {k: v for k, v in vars(patch).items() if v is not strawberry.UNSET}
+    for name in _NOT_NULL:
+        if name in changes and changes[name] is None:
+            field = curation.api_name(name)
+            raise BadUserInput(f"{field}: cannot be null", field=field)
+    return changes
+
+
+async def _actor(info: Info[Context, None]) -> str:
+    user = await info.context.user()
+    assert user is not None, "IsStaff ran first"
+    return user.email
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Sign in: opens a cookie session.")
+    async def login(self, info: Info[Context, None], email: str, password: str) -> User:
+        return cast(User, await auth.login(info.context, email, password))
+
+    @strawberry.mutation(description="Sign out: ends the cookie session.")
+    def logout(self, info: Info[Context, None]) -> bool:
+        auth.logout(info.context)
+        return True
+
+    @strawberry.mutation(permission_classes=STAFF, description="Staff: add a trend.")
+    async def create_trend(self, info: Info[Context, None], input: TrendInput) -> Trend:
+        actor = await _actor(info)
+        raw = asdict(input)
+        row = await info.context.db.run(
+            lambda s: queries.get_trend(s, curation.create_trend(s, raw, actor), ALL_COLUMNS)
+        )
+        return cast(Trend, row)
+
+    @strawberry.mutation(permission_classes=STAFF, description="Staff: change some fields.")
+    async def update_trend(
+        self, info: Info[Context, None], id: strawberry.ID, input: TrendPatch
+    ) -> Trend:
+        pk, changes, actor = decode_id(id), _changes(input), await _actor(info)
+        row = await info.context.db.run(
+            lambda s: queries.get_trend(
+                s, curation.update_trend(s, pk, changes, actor), ALL_COLUMNS
+            )
+        )
+        return cast(Trend, row)
+
+    @strawberry.mutation(permission_classes=STAFF, description="Staff: delete a trend.")
+    async def delete_trend(self, info: Info[Context, None], id: strawberry.ID) -> strawberry.ID:
+        pk, actor = decode_id(id), await _actor(info)
+        await info.context.db.run(curation.delete_trend, pk, actor)
+        return strawberry.ID(encode_id(pk))

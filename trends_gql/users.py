@@ -1,0 +1,129 @@
+"""User accounts: creation, password rules and hashing, authentication."""
+
+import hashlib
+import hmac
+import logging
+import re
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.orm import Session
+
+from trends_gql.db import utcnow
+from trends_gql.errors import BadUserInput, NotFound
+from trends_gql.models import User
+
+log = logging.getLogger(__name__)
+
+PASSWORD_MIN = 8
+PASSWORD_MAX = 1024  # argon2 hashes anything, but a megabyte password is an attack, not a password
+_EMAIL = re.compile(r"[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+")
+_hasher = PasswordHasher()
+# Verified against when the email is unknown, so both failures take the same time.
+_DUMMY_HASH = _hasher.hash("not the password of anyone")
+
+
+def normalise_email(email: str) -> str:
+    """The stored form of an email address; BadUserInput when it is not one."""
+    email = email.strip().lower()
+    if len(email) > 254 or not _EMAIL.fullmatch(email):
+        raise BadUserInput(f"not an email address: {email!r}", field="email")
+    return email
+
+
+def check_password(email: str, password: str) -> None:
+    """Refuse a password that is too short, too long, or the email's own local part."""
+    if len(password) < PASSWORD_MIN:
+        raise BadUserInput(
+            f"the password must have at least {PASSWORD_MIN} characters", field="password"
+        )
+    if len(password) > PASSWORD_MAX:
+        raise BadUserInput(
+            f"the password must have at most {PASSWORD_MAX} characters", field="password"
+        )
+    if password.casefold() == email.split("@", 1)[0].casefold():
+        raise BadUserInput("the password must not be the email's name", field="password")
+
+
+def session_token(user: User) -> str:
+    """A value derived from the password hash: it changes when the password does."""
+    return hashlib.sha256(f"trends-session:{user.password_hash}".encode()).hexdigest()[:32]
+
+
+def get_user_by_email(session: Session, email: str) -> User | None:
+    """The user with that email (any case), or None."""
+    return session.scalars(sa.select(User).where(User.email == email.strip().lower())).first()
+
+
+def create_user(
+    session: Session, email: str, password: str, *, staff: bool = False, superuser: bool = False
+) -> User:
+    """Create and commit a user; a superuser is staff too."""
+    email = normalise_email(email)
+    check_password(email, password)
+    if get_user_by_email(session, email):
+        raise BadUserInput(f"a user with email {email} exists", field="email")
+    user = User(
+        email=email,
+        password_hash=_hasher.hash(password),
+        is_staff=staff or superuser,
+        is_superuser=superuser,
+        created_at=utcnow(),
+    )
+    session.add(user)
+    session.commit()
+    log.info("user %s created (staff=%s, superuser=%s)", email, user.is_staff, superuser)
+    return user
+
+
+def set_password(session: Session, email: str, password: str) -> User:
+    """Change a user's password, which ends the user's sessions."""
+    user = get_user_by_email(session, email)
+    if user is None:
+        raise NotFound(f"no user with email {email.strip().lower()}", field="email")
+    check_password(user.email, password)
+    user.password_hash = _hasher.hash(password)
+    session.commit()
+    log.info("password of %s changed", user.email)
+    return user
+
+
+def set_active(session: Session, email: str, active: bool) -> User:
+    """Activate or deactivate a user; deactivation ends the user's sessions."""
+    user = get_user_by_email(session, email)
+    if user is None:
+        raise NotFound(f"no user with email {email.strip().lower()}", field="email")
+    user.is_active = active
+    session.commit()
+    log.info("user %s %s", user.email, "activated" if active else "deactivated")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    """Every user, by email."""
+    return list(session.scalars(sa.select(User).order_by(User.email)))
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    """The active user with these credentials (recording the login), or None."""
+    user = get_user_by_email(session, email)
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or not user.is_active:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    user.last_login = utcnow()
+    session.commit()
+    return user
+
+
+def get_session_user(session: Session, user_id: int, token: str) -> User | None:
+    """The user a session names, if still active and with the same password."""
+    user = session.get(User, user_id)
+    if user is None or not user.is_active or not hmac.compare_digest(session_token(user), token):
+        return None
+    return user
