@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,16 +16,19 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+import redis
 import sqlalchemy as sa
 import uvicorn
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 
+from trends_gql import users
 from trends_gql.app import create_app
 from trends_gql.cli import migrate
 from trends_gql.csvio import HEADERS
 from trends_gql.db import Database
 from trends_gql.ingest import ImportReport, import_trends
+from trends_gql.models import TREND_TABLE, User
 from trends_gql.settings import Settings
 
 DATA = Path(__file__).parent / "data"
@@ -68,6 +72,9 @@ def make_settings(database_url: str, tmp: Path) -> Settings:
         media_dir=tmp / "media",
         backup_dir=tmp / "backups",
         import_batch_size=7,  # small, so that tests cross batch boundaries
+        # The whole suite calls one app from 127.0.0.1; tests of the limits make apps of their own.
+        rate_limit_anon=0,
+        rate_limit_user=0,
     )
 
 
@@ -97,7 +104,8 @@ def db(backend: Settings) -> Iterator[Database]:
     """The backend's database, emptied before the test."""
     database = Database(backend.database_url)
     with database.engine.begin() as conn:
-        conn.execute(sa.text("DELETE FROM trend"))
+        conn.execute(sa.delete(TREND_TABLE))
+        conn.execute(sa.delete(User.__table__))  # type: ignore[arg-type]
     yield database
     database.dispose()
 
@@ -157,6 +165,53 @@ def gql(client: httpx.Client) -> GraphQL:
     return post
 
 
+PASSWORD = "correct horse battery"
+LOGIN = """mutation($email: String!, $password: String!) {
+  login(email: $email, password: $password) { id email isStaff isSuperuser lastLogin }
+}"""
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def post(client: httpx.Client, query: str, **variables: Any) -> dict[str, Any]:
+    """POST a GraphQL document with variables; the decoded body of a 200 answer."""
+    response = client.post("/graphql", json={"query": query, "variables": variables})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def login(client: httpx.Client, email: str, password: str = PASSWORD) -> dict[str, Any]:
+    """Run the login mutation; the client keeps the session cookie."""
+    return post(client, LOGIN, email=email, password=password)
+
+
+def code(body: dict[str, Any]) -> str:
+    """The code of the first error of a response."""
+    assert body.get("errors"), body
+    return body["errors"][0]["extensions"]["code"]
+
+
+def make_user(db: Database, email: str, **roles: bool) -> None:
+    """Create a user (password PASSWORD) through the users service."""
+    db.call(lambda s: users.create_user(s, email, PASSWORD, **roles))
+
+
 def csv_text(rows: Sequence[Mapping[str, Any]], delimiter: str = ";") -> str:
     """A CSV document in the pipeline's format; missing fields are empty cells."""
     out = io.StringIO()
@@ -203,6 +258,54 @@ def generate_csv(rows: int, out: Path, *args: str) -> Path:
     """A deterministic file from the pipeline's generator."""
     subprocess.run([sys.executable, str(GENERATOR), str(rows), str(out), *args], check=True)
     return out
+
+
+def new_rate_namespace() -> str:
+    """A rate-limit key prefix (`rate_limit_namespace`) no other test or test run uses."""
+    return f"trends:rl:test:{uuid.uuid4().hex}"
+
+
+def delete_rate_keys(namespace: str) -> None:
+    """Delete the test Redis keys under a rate-limit namespace."""
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    keys = list(client.scan_iter(f"{namespace}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def rate_namespace() -> Iterator[str]:
+    """A rate-limit namespace of the test's own, emptied afterwards."""
+    namespace = new_rate_namespace()
+    yield namespace
+    delete_rate_keys(namespace)
+
+
+@pytest.fixture(scope="session")
+def sqlite_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings of a migrated SQLite database, for apps of tests that need no other backend."""
+    tmp = tmp_path_factory.mktemp("sqlite-app")
+    settings = make_settings(f"sqlite:///{tmp / 'trends.db'}", tmp)
+    migrate(settings)
+    return settings
+
+
+def with_settings(settings: Settings, **overrides: Any) -> Settings:
+    """A copy of `settings` with overrides, validated like settings from the environment."""
+    return Settings(**{**settings.model_dump(), **overrides})
+
+
+@contextmanager
+def web_client(
+    settings: Settings, clock: Callable[[], float] = time.time
+) -> Iterator[httpx.Client]:
+    """A client of a new app of `settings`, served by uvicorn."""
+    with (
+        serve(create_app(settings, clock=clock)) as url,
+        httpx.Client(base_url=url, timeout=10) as client,
+    ):
+        yield client
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -19,6 +19,8 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from trends_gql.db import Database
+from trends_gql.protection import JSONRefusals, protection_middleware
+from trends_gql.ratelimit import RateLimiter
 from trends_gql.schema import Context, build_schema
 from trends_gql.settings import Settings, get_settings
 
@@ -27,7 +29,7 @@ log = logging.getLogger(__name__)
 SESSION_COOKIE = "trends_session"
 
 
-class GraphQLView(GraphQL[Context, None]):
+class GraphQLView(JSONRefusals, GraphQL[Context, None]):
     def __init__(self, db: Database, settings: Settings) -> None:
         super().__init__(
             build_schema(settings), graphql_ide="graphiql" if settings.graphiql_enabled else None
@@ -85,9 +87,12 @@ def create_app(
         }
         return JSONResponse(body, status_code=status)
 
+    limiter = RateLimiter(settings.redis_url, namespace=settings.rate_limit_namespace, clock=clock)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        await limiter.aclose()
         db.dispose()
 
     graphql = GraphQLView(db, settings)
@@ -113,10 +118,12 @@ def create_app(
                 allow_headers=["content-type", "graphql-require-preflight", "x-requested-with"],
                 max_age=600,
             ),
+            *protection_middleware(settings, limiter),
         ],
         lifespan=lifespan,
     )
     app.state.db = db
     app.state.settings = settings
     app.state.clock = clock
+    app.state.limiter = limiter
     return app

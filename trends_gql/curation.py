@@ -48,14 +48,16 @@ def _refuse_duplicate(session: Session, values: Mapping[str, Any], pk: int | Non
 
 
 def _write(session: Session, stmt: sa.Executable) -> Any:
+    """Execute and commit; the RETURNING value, read before the commit (SQLite needs that)."""
     try:
         result = session.execute(stmt)
+        value = result.scalar_one() if result.returns_rows else None
         session.commit()
     except IntegrityError:
         # A concurrent write took the same fingerprint between our check and this one.
         session.rollback()
         raise BadUserInput("another trend has the same ten fields") from None
-    return result
+    return value
 
 
 def create_trend(session: Session, raw: Mapping[str, Any], actor: str) -> int:
@@ -64,7 +66,7 @@ def create_trend(session: Session, raw: Mapping[str, Any], actor: str) -> int:
     _refuse_duplicate(session, values)
     now = utcnow()
     stmt = sa.insert(TREND_TABLE).values(**values, uploaded_at=now, updated_at=now)
-    pk = _write(session, stmt.returning(T.id)).scalar_one()
+    pk = _write(session, stmt.returning(T.id))
     log.info("trend %d created by %s", pk, actor)
     return pk
 

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(default=15 * 60, ge=1)
     rate_limit_anon: int = Field(default=120, ge=0)
     rate_limit_user: int = Field(default=600, ge=0)
+    # Prefix of the limiter's Redis keys, so that deployments (or test runs) can share a Redis.
+    rate_limit_namespace: str = "trends:rl"
     max_query_depth: int = Field(default=10, ge=1)
     max_query_tokens: int = Field(default=1000, ge=1)
     max_query_aliases: int = Field(default=15, ge=0)

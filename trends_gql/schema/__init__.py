@@ -8,6 +8,7 @@ from strawberry.types import ExecutionContext
 
 from trends_gql.schema.context import Context
 from trends_gql.schema.errors import ErrorCodes, is_unexpected
+from trends_gql.schema.limits import limit_extensions, schema_config
 from trends_gql.schema.mutation import Mutation
 from trends_gql.schema.query import Query
 from trends_gql.settings import Settings
@@ -33,7 +34,12 @@ class TrendsSchema(strawberry.Schema):
 
 def build_schema(settings: Settings) -> TrendsSchema:
     """The schema with the settings' limits; the SDL does not depend on them."""
-    return TrendsSchema(query=Query, mutation=Mutation, extensions=[ErrorCodes])
+    return TrendsSchema(
+        query=Query,
+        mutation=Mutation,
+        extensions=[ErrorCodes, *limit_extensions(settings)],
+        config=schema_config(settings),
+    )
 
 
 # For `strawberry export-schema` and tests: the default limits, whatever the environment says.

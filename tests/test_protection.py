@@ -1,0 +1,278 @@
+"""HTTP protections of the real app, over HTTP: CSRF prevention, body size, request rates."""
+
+import base64
+import json
+import logging
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from conftest import (
+    FakeClock,
+    code,
+    delete_rate_keys,
+    new_rate_namespace,
+    web_client,
+    with_settings,
+)
+from itsdangerous import TimestampSigner
+
+from trends_gql.app import SESSION_COOKIE
+from trends_gql.settings import Settings
+
+TYPENAME = {"query": "{ __typename }"}
+OK = {"data": {"__typename": "Query"}}
+ORIGIN = "http://localhost:8080"
+
+
+@pytest.fixture(scope="module")
+def client(sqlite_settings: Settings) -> Iterator[httpx.Client]:
+    """A client of an app with a small body limit and no request rate limit."""
+    with web_client(with_settings(sqlite_settings, max_body_bytes=2048)) as c:
+        yield c
+
+
+def refusal(response: httpx.Response, status: int, expected_code: str) -> str:
+    """The message of a refusal, after checking its status and JSON shape."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert code(response.json()) == expected_code
+    [error] = response.json()["errors"]
+    return error["message"]
+
+
+# CSRF
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/plain", json.dumps(TYPENAME)),
+        ("Text/Plain; charset=utf-8", json.dumps(TYPENAME)),
+        ("application/x-www-form-urlencoded", "query=%7B__typename%7D"),
+        ("multipart/form-data; boundary=xyz", "--xyz--\r\n"),
+        (None, json.dumps(TYPENAME)),
+    ],
+    ids=["text", "text-params-case", "form", "multipart", "none"],
+)
+def test_csrf_refuses_posts_a_browser_sends_without_preflight(
+    client: httpx.Client, content_type: str | None, body: str
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/graphql", content=body, headers=headers)
+    assert "GraphQL-Require-Preflight" in refusal(response, 400, "CSRF_PREVENTED")
+
+
+def test_csrf_refuses_a_get_operation_without_a_preflight_header(client: httpx.Client) -> None:
+    refusal(client.get("/graphql", params=TYPENAME), 400, "CSRF_PREVENTED")
+
+
+@pytest.mark.parametrize("header", ["GraphQL-Require-Preflight", "X-Requested-With"])
+def test_csrf_refuses_an_empty_preflight_header(client: httpx.Client, header: str) -> None:
+    response = client.get("/graphql", params=TYPENAME, headers={header: ""})
+    refusal(response, 400, "CSRF_PREVENTED")
+
+
+@pytest.mark.parametrize("header", ["GraphQL-Require-Preflight", "X-Requested-With"])
+def test_csrf_accepts_a_get_operation_with_a_preflight_header(
+    client: httpx.Client, header: str
+) -> None:
+    response = client.get("/graphql", params=TYPENAME, headers={header: "1"})
+    assert response.status_code == 200
+    assert response.json() == OK
+
+
+def test_csrf_lets_a_simple_post_with_a_preflight_header_through(client: httpx.Client) -> None:
+    headers = {"content-type": "text/plain", "x-requested-with": "XMLHttpRequest"}
+    response = client.post("/graphql", content=json.dumps(TYPENAME), headers=headers)
+    # Past the CSRF check, Strawberry itself reads JSON bodies only.
+    assert refusal(response, 400, "BAD_REQUEST") == "Unsupported content type"
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8"])
+def test_csrf_lets_json_posts_through(client: httpx.Client, content_type: str) -> None:
+    headers = {"content-type": content_type}
+    response = client.post("/graphql", content=json.dumps(TYPENAME), headers=headers)
+    assert response.json() == OK
+
+
+def test_csrf_lets_graphql_response_json_through(client: httpx.Client) -> None:
+    headers = {"content-type": "application/graphql-response+json"}
+    response = client.post("/graphql", content=json.dumps(TYPENAME), headers=headers)
+    # A browser preflights this type, so no CSRF risk; Strawberry does not read it as a request.
+    assert refusal(response, 400, "BAD_REQUEST") == "Unsupported content type"
+
+
+def test_graphiql_page_is_served_to_a_plain_browser_get(client: httpx.Client) -> None:
+    response = client.get("/graphql", headers={"accept": "text/html"})
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
+
+
+# Request body size
+
+
+def padded(size: int) -> bytes:
+    """A JSON GraphQL request of exactly `size` bytes."""
+    body = json.dumps({**TYPENAME, "variables": {"pad": ""}}).encode()
+    return body.replace(b'"pad": ""', b'"pad": "' + b"x" * (size - len(body)) + b'"')
+
+
+def chunked(body: bytes, size: int = 500) -> Iterator[bytes]:
+    """The body in pieces: httpx sends it chunked, without Content-Length."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+JSON = {"content-type": "application/json"}
+
+
+def test_a_body_at_the_limit_is_accepted(client: httpx.Client) -> None:
+    assert client.post("/graphql", content=padded(2048), headers=JSON).json() == OK
+
+
+def test_a_body_declared_over_the_limit_is_refused_with_413(client: httpx.Client) -> None:
+    response = client.post("/graphql", content=padded(2049), headers=JSON)
+    assert "2048 bytes" in refusal(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_a_streamed_body_over_the_limit_is_refused_with_413(client: httpx.Client) -> None:
+    request = client.build_request("POST", "/graphql", content=chunked(padded(3000)), headers=JSON)
+    assert "content-length" not in request.headers
+    assert request.headers["transfer-encoding"] == "chunked"
+    refusal(client.send(request), 413, "PAYLOAD_TOO_LARGE")
+
+
+def test_a_streamed_body_under_the_limit_is_read_whole(client: httpx.Client) -> None:
+    assert client.post("/graphql", content=chunked(padded(2000)), headers=JSON).json() == OK
+
+
+def test_multipart_bodies_are_left_to_the_upload_limit(client: httpx.Client) -> None:
+    files = {"file": ("big.csv", b"x" * 5000)}
+    response = client.post("/graphql", files=files, headers={"x-requested-with": "XMLHttpRequest"})
+    assert response.status_code != 413
+
+
+# Request rates: one app with a fake clock; each test starts an hour after the previous one.
+
+
+@pytest.fixture(scope="module")
+def limited_app(sqlite_settings: Settings) -> Iterator[tuple[Settings, FakeClock, str]]:
+    namespace = new_rate_namespace()
+    settings = with_settings(
+        sqlite_settings, rate_limit_anon=3, rate_limit_user=5, rate_limit_namespace=namespace
+    )
+    clock = FakeClock()
+    with web_client(settings, clock) as c:
+        yield settings, clock, str(c.base_url)
+    delete_rate_keys(namespace)
+
+
+@pytest.fixture
+def limited(limited_app: tuple[Settings, FakeClock, str]) -> Iterator[httpx.Client]:
+    """An anonymous client of the rate-limited app (3 a minute; 5 for a signed-in user)."""
+    limited_app[1].advance(3600)
+    with httpx.Client(base_url=limited_app[2]) as c:
+        yield c
+
+
+@pytest.fixture
+def limited_clock(limited_app: tuple[Settings, FakeClock, str]) -> FakeClock:
+    return limited_app[1]
+
+
+def signed_in(settings: Settings, base_url: str, uid: int) -> httpx.Client:
+    """A client whose session cookie says user `uid`, signed as SessionMiddleware signs it."""
+    payload = base64.b64encode(json.dumps({"uid": uid}).encode())
+    cookie = TimestampSigner(settings.session_secret).sign(payload).decode()
+    return httpx.Client(base_url=base_url, cookies={SESSION_COOKIE: cookie})
+
+
+def statuses(client: httpx.Client, n: int) -> list[int]:
+    return [client.post("/graphql", json=TYPENAME).status_code for _ in range(n)]
+
+
+def test_an_anonymous_client_over_the_limit_gets_429_with_retry_after(
+    limited: httpx.Client,
+) -> None:
+    assert statuses(limited, 3) == [200, 200, 200]
+    response = limited.post("/graphql", json=TYPENAME)
+    assert response.json() == {
+        "errors": [
+            {
+                "message": "Too many requests: at most 3 a minute. Try again later.",
+                "extensions": {"code": "TOO_MANY_REQUESTS"},
+            }
+        ]
+    }
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "60"
+
+
+def test_retry_after_counts_down_to_when_the_oldest_request_leaves_the_window(
+    limited: httpx.Client, limited_clock: FakeClock
+) -> None:
+    clock = limited_clock
+    for _ in range(3):
+        assert statuses(limited, 1) == [200]
+        clock.advance(10)
+    clock.advance(0.4)  # 30.4 s after the first request
+    assert limited.post("/graphql", json=TYPENAME).headers["retry-after"] == "30"
+    clock.advance(29.1)
+    assert limited.post("/graphql", json=TYPENAME).headers["retry-after"] == "1"
+    clock.advance(0.5)
+    assert statuses(limited, 2) == [200, 429]
+
+
+def test_a_signed_in_user_is_limited_per_user_not_per_address(
+    limited: httpx.Client, limited_app: tuple[Settings, FakeClock, str]
+) -> None:
+    settings, _, url = limited_app
+    with signed_in(settings, url, 7) as ann, signed_in(settings, url, 8) as bob:
+        assert statuses(ann, 6) == [200] * 5 + [429]
+        assert statuses(bob, 5) == [200] * 5
+    assert statuses(limited, 4) == [200, 200, 200, 429]
+
+
+def test_health_checks_and_cors_preflights_are_not_limited(limited: httpx.Client) -> None:
+    assert statuses(limited, 4)[-1] == 429
+    assert [limited.get("/healthz").status_code for _ in range(5)] == [200] * 5
+    preflight = {"origin": ORIGIN, "access-control-request-method": "POST"}
+    assert limited.options("/graphql", headers=preflight).status_code == 200
+
+
+def test_a_429_is_readable_by_an_allowed_origin(limited: httpx.Client) -> None:
+    responses = [
+        limited.post("/graphql", json=TYPENAME, headers={"origin": ORIGIN}) for _ in "1234"
+    ]
+    assert responses[-1].status_code == 429
+    assert responses[-1].headers["access-control-allow-origin"] == ORIGIN
+
+
+@pytest.mark.parametrize(("anon", "user"), [(0, 1), (1, 0)])
+def test_zero_switches_a_limit_off(
+    sqlite_settings: Settings, rate_namespace: str, anon: int, user: int
+) -> None:
+    settings = with_settings(
+        sqlite_settings,
+        rate_limit_anon=anon,
+        rate_limit_user=user,
+        rate_limit_namespace=rate_namespace,
+    )
+    unlimited, limited_to_one = ([200] * 8, [200] + [429] * 7)
+    with (
+        web_client(settings, FakeClock()) as anonymous,
+        signed_in(settings, str(anonymous.base_url), 1) as user_client,
+    ):
+        assert statuses(anonymous, 8) == (unlimited if anon == 0 else limited_to_one)
+        assert statuses(user_client, 8) == (unlimited if user == 0 else limited_to_one)
+
+
+def test_without_redis_requests_are_still_limited_and_the_outage_logged_once(
+    sqlite_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = with_settings(sqlite_settings, redis_url="redis://127.0.0.1:1/0", rate_limit_anon=2)
+    with caplog.at_level(logging.WARNING), web_client(settings, FakeClock()) as anonymous:
+        assert statuses(anonymous, 4) == [200, 200, 429, 429]
+    degraded = [r for r in caplog.records if "rate limiting degraded" in r.getMessage()]
+    assert len(degraded) == 1

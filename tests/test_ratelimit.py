@@ -1,0 +1,206 @@
+"""The sliding-window limiter on real Redis (logical db 15), and its in-process fallback."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+from conftest import TEST_REDIS_URL, FakeClock
+from redis.asyncio.connection import parse_url
+
+from trends_gql.ratelimit import Decision, RateLimiter
+
+pytestmark = pytest.mark.anyio
+
+NOWHERE = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+DEGRADED = "rate limiting degraded"
+
+
+@pytest.fixture
+async def limiter(clock: FakeClock, rate_namespace: str) -> AsyncIterator[RateLimiter]:
+    rl = RateLimiter(TEST_REDIS_URL, namespace=rate_namespace, clock=clock)
+    yield rl
+    await rl.aclose()
+
+
+def degraded_warnings(caplog: pytest.LogCaptureFixture) -> int:
+    return sum(DEGRADED in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+async def test_hits_are_allowed_up_to_the_limit_then_refused(
+    limiter: RateLimiter, clock: FakeClock
+) -> None:
+    first = await limiter.hit("k", 3, 60)
+    assert (first.allowed, first.count, first.retry_after, first.degraded) == (True, 1, 0, False)
+    assert first.token
+    assert [(await limiter.hit("k", 3, 60)).count for _ in range(2)] == [2, 3]
+    refused = await limiter.hit("k", 3, 60)
+    assert refused == Decision(False, 60.0, 3, None, False)
+
+
+async def test_retry_after_is_the_time_until_the_oldest_hit_leaves_the_window(
+    limiter: RateLimiter, clock: FakeClock
+) -> None:
+    for _ in range(3):
+        assert (await limiter.hit("k", 3, 60)).allowed
+        clock.advance(10)
+    refused = await limiter.hit("k", 3, 60)
+    assert not refused.allowed
+    assert refused.retry_after == pytest.approx(30)
+    clock.advance(29.5)
+    assert (await limiter.hit("k", 3, 60)).retry_after == pytest.approx(0.5)
+
+
+async def test_the_window_slides_with_the_clock(limiter: RateLimiter, clock: FakeClock) -> None:
+    for _ in range(2):
+        await limiter.hit("k", 2, 60)
+    clock.advance(59.999)
+    assert not (await limiter.hit("k", 2, 60)).allowed
+    clock.advance(0.001)
+    again = await limiter.hit("k", 2, 60)
+    assert again.allowed
+    assert again.count == 1
+    assert await limiter.count("k", 60) == 1
+
+
+async def test_undo_forgets_one_hit(limiter: RateLimiter) -> None:
+    first = await limiter.hit("k", 2, 900)
+    await limiter.hit("k", 2, 900)
+    assert first.token is not None
+    await limiter.undo("k", first.token)
+    assert await limiter.count("k", 900) == 1
+    assert (await limiter.hit("k", 2, 900)).allowed
+    assert not (await limiter.hit("k", 2, 900)).allowed
+
+
+async def test_keys_are_independent_and_live_under_the_namespace_with_an_expiry(
+    limiter: RateLimiter, rate_namespace: str
+) -> None:
+    await limiter.hit("a", 1, 60)
+    assert not (await limiter.hit("a", 1, 60)).allowed
+    assert (await limiter.hit("b", 1, 60)).allowed
+    client = aioredis.Redis.from_url(TEST_REDIS_URL)
+    try:
+        keys = sorted(await client.keys(f"{rate_namespace}:*"))
+        assert keys == [f"{rate_namespace}:a".encode(), f"{rate_namespace}:b".encode()]
+        assert 0 < await client.pttl(keys[0]) <= 60_000
+    finally:
+        await client.aclose()
+
+
+async def test_concurrent_hits_from_two_processes_never_exceed_the_limit(
+    limiter: RateLimiter, clock: FakeClock, rate_namespace: str
+) -> None:
+    other = RateLimiter(TEST_REDIS_URL, namespace=rate_namespace, clock=clock)
+    try:
+        decisions = await asyncio.gather(
+            *(rl.hit("k", 5, 60) for _ in range(15) for rl in (limiter, other))
+        )
+    finally:
+        await other.aclose()
+    assert sum(d.allowed for d in decisions) == 5
+    assert sorted(d.count for d in decisions if d.allowed) == [1, 2, 3, 4, 5]
+
+
+async def test_without_redis_the_process_still_limits_and_warns_once(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    limiter = RateLimiter(NOWHERE, clock=clock)
+    try:
+        with caplog.at_level(logging.WARNING, logger="trends_gql.ratelimit"):
+            decisions = [await limiter.hit("k", 2, 60) for _ in range(3)]
+            clock.advance(10)  # beyond retry_redis_after: Redis is tried again, and fails again
+            late = await limiter.hit("k", 2, 60)
+            assert await limiter.count("k", 60) == 2
+    finally:
+        await limiter.aclose()
+    assert [d.allowed for d in decisions] == [True, True, False]
+    assert all(d.degraded for d in [*decisions, late])
+    assert decisions[2].retry_after == pytest.approx(60)
+    assert late.retry_after == pytest.approx(50)
+    assert degraded_warnings(caplog) == 1
+
+
+async def test_undo_works_in_process_too(clock: FakeClock) -> None:
+    limiter = RateLimiter(NOWHERE, clock=clock)
+    try:
+        hit = await limiter.hit("k", 1, 60)
+        assert hit.token is not None
+        await limiter.undo("k", hit.token)
+        assert (await limiter.hit("k", 1, 60)).allowed
+    finally:
+        await limiter.aclose()
+
+
+class RedisProxy:
+    """A TCP forwarder to the test Redis that a test can take down and bring back."""
+
+    def __init__(self) -> None:
+        url = parse_url(TEST_REDIS_URL)
+        self.target = (url.get("host", "127.0.0.1"), url.get("port", 6379))
+        self.port = 0
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._connect, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in self.writers:
+            writer.close()
+        self.writers.clear()
+        await self.server.wait_closed()
+
+    async def _connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self.writers += [writer, up_writer]
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+
+async def test_after_an_outage_redis_is_tried_again_only_after_the_pause(
+    clock: FakeClock, rate_namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = RedisProxy()
+    await proxy.start()
+    db = TEST_REDIS_URL.rsplit("/", 1)[1]
+    limiter = RateLimiter(
+        f"redis://127.0.0.1:{proxy.port}/{db}", namespace=rate_namespace, clock=clock
+    )
+    try:
+        with caplog.at_level(logging.INFO, logger="trends_gql.ratelimit"):
+            assert not (await limiter.hit("k", 10, 60)).degraded
+            await proxy.stop()
+            assert (await limiter.hit("k", 10, 60)).degraded
+            await proxy.start()
+            clock.advance(4.9)
+            assert (await limiter.hit("k", 10, 60)).degraded
+            clock.advance(0.1)
+            back = await limiter.hit("k", 10, 60)
+            assert not back.degraded
+            assert back.count == 2  # the hits of the outage stayed in the process
+            assert "rate limiting restored" in caplog.text
+            await proxy.stop()
+            assert (await limiter.hit("k", 10, 60)).degraded
+    finally:
+        await limiter.aclose()
+    assert degraded_warnings(caplog) == 2  # one per outage
+
+
+async def test_limit_and_window_must_be_positive(limiter: RateLimiter) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        await limiter.hit("k", 0, 60)

@@ -1,0 +1,232 @@
+"""HTTP protections: CSRF prevention, a request body limit and per-client request rate limits."""
+
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping
+
+import orjson
+from cross_web import HTTPException
+from starlette.datastructures import Headers, QueryParams
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.schema.base import BaseSchema
+from strawberry.schema.exceptions import InvalidOperationTypeError
+
+from trends_gql.ratelimit import RateLimiter
+from trends_gql.settings import Settings
+
+log = logging.getLogger(__name__)
+
+GRAPHQL_PATH = "/graphql"
+RATE_WINDOW = 60.0
+RATE_EXEMPT_PATHS = frozenset({"/healthz"})
+PREFLIGHT_HEADERS = ("graphql-require-preflight", "x-requested-with")
+# Content types a browser sends cross-site without a CORS preflight ("" = none at all).
+SIMPLE_CONTENT_TYPES = frozenset(
+    {"", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"}
+)
+CSRF_MESSAGE = (
+    "This operation has been blocked as a potential Cross-Site Request Forgery (CSRF). "
+    "Send it as a POST with content-type application/json, or add a non-empty "
+    "GraphQL-Require-Preflight or X-Requested-With header."
+)
+
+
+def error_response(
+    status: int, message: str, code: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A GraphQL-shaped JSON error: {"errors": [{"message", "extensions": {"code"}}]}."""
+    body = orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+def media_type(content_type: str | None) -> str:
+    """The media type of a Content-Type value, without parameters, in lower case."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def retry_after_header(seconds: float) -> str:
+    """Whole seconds for a `Retry-After` header: rounded up, at least 1."""
+    return str(max(1, math.ceil(seconds)))
+
+
+class CSRFPrevention:
+    """Refuse GraphQL requests a browser could send cross-site without a CORS preflight.
+
+    Apollo Server's `csrfPrevention` rule: such requests must carry a header that only a
+    preflighted request can, so a page on another site cannot make them with our cookies.
+    """
+
+    def __init__(self, app: ASGIApp, path: str = GRAPHQL_PATH) -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == self.path and _unsafe(scope):
+            await error_response(400, CSRF_MESSAGE, "CSRF_PREVENTED")(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _unsafe(scope: Scope) -> bool:
+    headers = Headers(scope=scope)
+    if any(headers.get(name, "").strip() for name in PREFLIGHT_HEADERS):
+        return False
+    if scope["method"] in ("GET", "HEAD"):
+        # Without an operation it is the GraphiQL page, which executes nothing.
+        return "query" in QueryParams(scope["query_string"])
+    if scope["method"] == "POST":
+        return media_type(headers.get("content-type")) in SIMPLE_CONTENT_TYPES
+    return False  # other methods are preflighted by browsers, and refused by the route anyway
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse request bodies over `max_bytes` with 413, declared or streamed; uploads are exempt."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        # Multipart uploads get a limit of their own, per file.
+        if media_type(headers.get("content-type")) == "multipart/form-data":
+            await self.app(scope, receive, send)
+            return
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"The request body is larger than {self.max_bytes} bytes."
+        await error_response(413, message, "PAYLOAD_TOO_LARGE")(scope, receive, send)
+
+
+class RateLimit:
+    """Limit requests per signed-in user, or per client address, in a sliding minute."""
+
+    def __init__(
+        self, app: ASGIApp, limiter: RateLimiter, anonymous: int, user: int, window: float
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.anonymous = anonymous
+        self.user = user
+        self.window = window
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] == "OPTIONS"
+            or scope["path"] in RATE_EXEMPT_PATHS
+        ):
+            await self.app(scope, receive, send)
+            return
+        key, limit = self._subject(scope)
+        if limit:
+            decision = await self.limiter.hit(key, limit, self.window)
+            if not decision.allowed:
+                message = f"Too many requests: at most {limit} a minute. Try again later."
+                headers = {"Retry-After": retry_after_header(decision.retry_after)}
+                response = error_response(429, message, "TOO_MANY_REQUESTS", headers)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _subject(self, scope: Scope) -> tuple[str, int]:
+        """The limiter key of the request and its limit (0: unlimited)."""
+        uid = (scope.get("session") or {}).get("uid")
+        if uid is not None:
+            return f"user:{uid}", self.user
+        client = scope.get("client")
+        return f"anon:{client[0] if client else 'unknown'}", self.anonymous
+
+
+def protection_middleware(settings: Settings, limiter: RateLimiter) -> list[Middleware]:
+    """The protections, outermost first; they go inside the session and CORS middleware."""
+    return [
+        Middleware(
+            RateLimit,
+            limiter=limiter,
+            anonymous=settings.rate_limit_anon,
+            user=settings.rate_limit_user,
+            window=RATE_WINDOW,
+        ),
+        Middleware(CSRFPrevention),
+        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+    ]
+
+
+# Strawberry's own refusals (before any operation runs), by reason, with our codes.
+_REFUSAL_CODES = {
+    "Too many operations": "TOO_MANY_OPERATIONS",
+    "Batching is not enabled": "BATCHING_DISABLED",
+}
+_STATUS_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
+class JSONRefusals:
+    """Mixin for a Strawberry ASGI view: its HTTP refusals as JSON errors with a code.
+
+    Strawberry answers them in plain text; clients then handle one shape of error only.
+    """
+
+    run: Callable[[Request], Awaitable[Response]]
+    schema: BaseSchema
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)  # type: ignore[misc]
+            return
+        try:
+            response = await self.run(Request(scope, receive))
+        except HTTPException as exc:
+            response = self.refusal(exc, scope["method"])
+        await response(scope, receive, send)
+
+    def refusal(self, exc: HTTPException, method: str) -> Response:
+        """The JSON response for one of Strawberry's HTTP exceptions."""
+        if isinstance(exc.__cause__, InvalidOperationTypeError) and method == "GET":
+            # The GraphQL-over-HTTP spec: a mutation over GET is 405, and says to POST it.
+            message = f"{exc.reason}: send them with POST"
+            return error_response(405, message, "METHOD_NOT_ALLOWED", {"Allow": "POST"})
+        code = _REFUSAL_CODES.get(exc.reason) or _STATUS_CODES.get(exc.status_code, "BAD_REQUEST")
+        message = exc.reason
+        if code == "TOO_MANY_OPERATIONS":
+            batching = self.schema.config.batching_config or {"max_operations": 0}
+            message = f"Too many operations in the batch: at most {batching['max_operations']}"
+        return error_response(exc.status_code, message, code)
