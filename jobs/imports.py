@@ -1,27 +1,20 @@
-"""Import job: the entry point an RQ worker runs for one CSV file."""
+"""Import jobs: what an RQ worker runs for one queued import run."""
 
-from dataclasses import asdict
-from pathlib import Path
-from typing import Any
-
+from trends_gql import queue, runs
 from trends_gql.db import Database
-from trends_gql.ingest import import_trends
 from trends_gql.settings import get_settings
 
+BACKUP_JOB = "jobs.backups.backup_database"
 
-def import_file(path: str, dry_run: bool = False) -> dict[str, Any]:
-    """Import one CSV file with the configured database; return the report as a dict."""
+
+def import_run_job(run_id: int) -> dict[str, object]:
+    """Carry out import run `run_id`; back the database up when it created rows."""
     settings = get_settings()
     db = Database(settings.database_url)
     try:
-        with db.session() as session:
-            report = import_trends(
-                session,
-                Path(path),
-                dry_run=dry_run,
-                batch_size=settings.import_batch_size,
-                max_errors=settings.import_max_errors,
-            )
+        run, _ = runs.execute_import_run(db, settings, run_id)
     finally:
         db.dispose()
-    return asdict(report)
+    if run.rows_created and not run.dry_run:
+        queue.enqueue(settings, BACKUP_JOB)
+    return {"run": run.id, "status": run.status.value, "created": run.rows_created}

@@ -19,7 +19,9 @@ import pytest
 import redis
 import sqlalchemy as sa
 import uvicorn
+from rq import Queue
 from sqlalchemy.engine import make_url
+from sqlmodel import SQLModel
 from starlette.applications import Starlette
 
 from trends_gql import users
@@ -28,7 +30,6 @@ from trends_gql.cli import migrate
 from trends_gql.csvio import HEADERS
 from trends_gql.db import Database
 from trends_gql.ingest import ImportReport, import_trends
-from trends_gql.models import TREND_TABLE, User
 from trends_gql.settings import Settings
 
 DATA = Path(__file__).parent / "data"
@@ -101,11 +102,11 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 @pytest.fixture
 def db(backend: Settings) -> Iterator[Database]:
-    """The backend's database, emptied before the test."""
+    """The backend's database, every table emptied before the test."""
     database = Database(backend.database_url)
     with database.engine.begin() as conn:
-        conn.execute(sa.delete(TREND_TABLE))
-        conn.execute(sa.delete(User.__table__))  # type: ignore[arg-type]
+        for table in reversed(SQLModel.metadata.sorted_tables):
+            conn.execute(sa.delete(table))
     yield database
     database.dispose()
 
@@ -311,3 +312,100 @@ def web_client(
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     for message in sorted(set(_pg_problem)):
         terminalreporter.write_line(f"PostgreSQL tests SKIPPED: {message}", yellow=True, bold=True)
+
+
+TRENDS = str(Path(sys.executable).with_name("trends"))
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a `trends` process these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
+    env.update(
+        TRENDS_ENV=settings.trends_env,
+        DATABASE_URL=settings.database_url,
+        REDIS_URL=settings.redis_url,
+        SECRET_KEY=settings.secret_key or "",
+        QUEUES=",".join(settings.queues),
+        MEDIA_DIR=str(settings.media_dir),
+        BACKUP_DIR=str(settings.backup_dir),
+        IMPORT_BATCH_SIZE=str(settings.import_batch_size),
+        IMPORT_INTERVAL=str(settings.import_interval),
+        IMPORT_SETTLE_SECONDS=str(settings.import_settle_seconds),
+    )
+    return env
+
+
+@pytest.fixture
+def jobs_settings(
+    backend: Settings, db: Database, tmp_path: Path, rate_namespace: str
+) -> Iterator[Settings]:
+    """Settings with a queue, media and backup folders of the test's own."""
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    settings = with_settings(
+        backend,
+        queues=[name],
+        media_dir=tmp_path / "media",
+        backup_dir=tmp_path / "backups",
+        rate_limit_namespace=rate_namespace,
+        import_batch_size=5000,
+    )
+    yield settings
+    connection = redis.Redis.from_url(TEST_REDIS_URL)
+    Queue(name, connection=connection).delete(delete_jobs=True)
+    connection.close()
+
+
+def work(settings: Settings, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run a real RQ worker (`trends worker --burst`) until the test's queue is empty."""
+    result = subprocess.run(
+        [TRENDS, "worker", "--burst"],
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def delete_queue_keys(name: str) -> None:
+    """Delete an RQ queue of the test Redis with its registries and every job they list."""
+    connection = redis.Redis.from_url(TEST_REDIS_URL)
+    queue = Queue(name, connection=connection)
+    registries = [
+        queue.started_job_registry,
+        queue.finished_job_registry,
+        queue.failed_job_registry,
+        queue.deferred_job_registry,
+        queue.scheduled_job_registry,
+        queue.canceled_job_registry,
+    ]
+    job_ids = {*queue.get_job_ids(), *(i for r in registries for i in r.get_job_ids())}
+    keys = [k for i in job_ids for k in connection.scan_iter(f"rq:*:{i}*")]
+    keys += connection.scan_iter(f"rq:*:{name}")
+    # Burst workers leave their (expiring) record behind when they stop.
+    workers = connection.scan_iter("rq:worker:*", _type="hash")
+    mine = [k for k in workers if connection.hget(k, "queues") == name.encode()]
+    keys += [*mine, *(k + b":executions" for k in mine)]
+    queue.delete(delete_jobs=True)
+    if keys:
+        connection.delete(*keys)
+    connection.close()
+
+
+@contextmanager
+def other_database(backend: Settings, tmp: Path, name: str = "other") -> Iterator[Settings]:
+    """Settings of a second, migrated and empty database of the backend's kind; dropped after."""
+    if make_url(backend.database_url).get_backend_name() == "sqlite":
+        url = f"sqlite:///{tmp / f'{name}.db'}"
+    else:
+        parsed = make_url(TEST_DATABASE_URL)
+        url = parsed.set(database=f"{parsed.database}_{name}").render_as_string(hide_password=False)
+        _recreate_postgres_database(url)
+    settings = with_settings(backend, database_url=url)
+    migrate(settings)
+    try:
+        yield settings
+    finally:
+        if not url.startswith("sqlite"):
+            _drop_postgres_database(url)

@@ -61,7 +61,9 @@ def test_import_prints_the_counts_and_stores_the_rows(
     assert "44 created, 0 duplicates skipped, 0 invalid" in out
     assert _count(cli_db) == 44
     assert main(["import", str(SAMPLE)]) == 0
-    assert "0 created, 44 duplicates skipped, 0 invalid" in capsys.readouterr().out
+    again = capsys.readouterr().out
+    assert "44 rows: 0 created, 44 duplicates skipped, 0 invalid" in again
+    assert "the same file was imported by run" in again
     assert _count(cli_db) == 44
 
 

@@ -1,4 +1,4 @@
-"""The Starlette application: /graphql, /healthz, CORS."""
+"""The Starlette application: /graphql, /healthz, export downloads, CORS."""
 
 import logging
 import time
@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from trends_gql.db import Database
+from trends_gql.downloads import download_export
 from trends_gql.protection import JSONRefusals, protection_middleware
 from trends_gql.ratelimit import RateLimiter
 from trends_gql.schema import Context, build_schema
@@ -32,7 +33,9 @@ SESSION_COOKIE = "trends_session"
 class GraphQLView(JSONRefusals, GraphQL[Context, None]):
     def __init__(self, db: Database, settings: Settings) -> None:
         super().__init__(
-            build_schema(settings), graphql_ide="graphiql" if settings.graphiql_enabled else None
+            build_schema(settings),
+            graphql_ide="graphiql" if settings.graphiql_enabled else None,
+            multipart_uploads_enabled=True,  # importTrends; the CSRF rule guards multipart
         )
         self.db = db
         self.settings = settings
@@ -100,6 +103,7 @@ def create_app(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
             Route("/healthz", healthz),
+            Route("/exports/{id}", download_export, methods=["GET"]),
         ],
         middleware=[
             Middleware(

@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from trends_gql import users
-from trends_gql.csvio import CsvFormatError
+from trends_gql import backups, intake, users
 from trends_gql.db import Database
 from trends_gql.errors import BadUserInput, NotFound, TrendsError
-from trends_gql.ingest import ImportReport, export_trends, import_trends
+from trends_gql.ingest import ImportReport, export_trends
 from trends_gql.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -62,36 +61,49 @@ def _print_report(report: ImportReport, shown: int, seconds: float) -> None:
         print("nothing was imported: fix the rows above and import the file again", file=sys.stderr)
 
 
-def _log_progress(report: ImportReport) -> None:
-    log.info("%s: %d rows read, %d new so far", report.file, report.total, report.created)
-
-
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     db = Database(settings.database_url)
     started = time.perf_counter()
     try:
-        with db.session() as session:
-            report = import_trends(
-                session,
-                args.file,
-                dry_run=args.dry_run,
-                batch_size=settings.import_batch_size,
-                max_errors=settings.import_max_errors,
-                on_progress=_log_progress,
-            )
+        run, report = intake.import_now(db, settings, args.file, args.dry_run)
     except FileNotFoundError:
         print(f"error: no such file: {args.file}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    except CsvFormatError as exc:
-        print(f"error: {args.file}: {exc}", file=sys.stderr)
-        return 1
     finally:
         db.dispose()
+    if report is None:
+        print(f"error: {args.file}: {run.message}", file=sys.stderr)
+        return 1
+    if not report.encoding:  # not read at all: the same bytes were imported before
+        counts = f"0 created, {report.skipped} duplicates skipped, 0 invalid"
+        print(f"{args.file}: {report.total} rows: {counts} ({run.message})")
+        return 0
     _print_report(report, args.show_errors, time.perf_counter() - started)
     return 0 if report.ok else 1
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from trends_gql.queue import run_worker
+
+    db = Database(settings.database_url)
+    try:
+        # Runs whose worker died (killed, machine lost) end now rather than at the next scan.
+        for run in intake.sweep(db, settings):
+            print(f"import run {run.id} ({run.file_name}) failed: {run.message}", file=sys.stderr)
+    finally:
+        db.dispose()
+    run_worker(settings, burst=args.burst, name=args.name)
+    return 0
+
+
+def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs.schedule import run_scheduler
+
+    run_scheduler(settings, burst=args.burst)
+    return 0
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
@@ -105,6 +117,41 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         db.dispose()
     print(f"{args.file}: {count} trends written ({args.format})")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    db = Database(settings.database_url)
+    try:
+        path = db.call(backups.create_backup, settings)
+    except OSError as exc:
+        folder = settings.backup_dir
+        print(f"error: cannot write to {folder}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    backups.prune_backups(settings)
+    print(path)
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    db = Database(settings.database_url)
+    try:
+        count = db.call(backups.restore_backup, args.file)
+    except FileNotFoundError:
+        print(f"error: no such file: {args.file}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except backups.BackupError as exc:
+        print(f"error: cannot restore {args.file}: {exc}", file=sys.stderr)
+        print("nothing was restored", file=sys.stderr)
+        return 1
+    finally:
+        db.dispose()
+    print(f"{args.file}: {count} trends restored")
     return 0
 
 
@@ -235,10 +282,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show-errors", type=int, default=20, metavar="N", help="row errors to print")
     p.set_defaults(func=cmd_import)
 
+    p = sub.add_parser("worker", help="run an RQ worker on the configured QUEUES")
+    p.add_argument("--burst", action="store_true", help="stop when the queues are empty")
+    p.add_argument("--name", help="worker name (default: RQ's)")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("scheduler", help="run rq-scheduler with the periodic jobs")
+    p.add_argument("--burst", action="store_true", help="enqueue what is due once, then stop")
+    p.set_defaults(func=cmd_scheduler)
+
     p = sub.add_parser("export", help="export all trends as CSV (re-importable) or JSON")
     p.add_argument("file", type=Path)
     p.add_argument("--format", choices=["csv", "json"], default="csv")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("backup", help="back all trends up to BACKUP_DIR now (prints the path)")
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("restore", help="load a backup into an empty database (all or nothing)")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_restore)
     return parser
 
 

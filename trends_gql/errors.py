@@ -37,3 +37,7 @@ class TooManyRequests(TrendsError):
 
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message, retryAfter=max(1, math.ceil(retry_after)))
+
+
+class ServiceUnavailable(TrendsError):
+    code = "SERVICE_UNAVAILABLE"

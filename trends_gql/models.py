@@ -2,6 +2,7 @@
 
 import enum
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -109,3 +110,71 @@ class User(SQLModel, table=True):
     is_superuser: bool = Field(default=False, nullable=False)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     last_login: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class RunSource(enum.StrEnum):
+    UPLOAD = "UPLOAD"
+    MEDIA = "MEDIA"
+    CLI = "CLI"
+
+
+class RunStatus(enum.StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+
+class ExportFormat(enum.StrEnum):
+    CSV = "CSV"
+    JSON = "JSON"
+
+
+class ImportRun(SQLModel, table=True):
+    """One import of one file, from queueing to its outcome."""
+
+    __tablename__ = "import_run"
+    __table_args__ = (sa.Index("ix_import_run_sha256", "sha256"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    file_name: str = Field(sa_type=sa.String(255), nullable=False)
+    stored_path: str = Field(sa_type=sa.Text, nullable=False)
+    sha256: str = Field(sa_type=sa.String(64), nullable=False)
+    source: RunSource = Field(sa_type=_enum(RunSource, "run_source"), nullable=False)
+    dry_run: bool = Field(default=False, nullable=False)
+    status: RunStatus = Field(
+        default=RunStatus.QUEUED, sa_type=_enum(RunStatus, "run_status"), nullable=False
+    )
+    rows_total: int = Field(default=0, nullable=False)
+    rows_processed: int = Field(default=0, nullable=False)
+    rows_created: int = Field(default=0, nullable=False)
+    rows_skipped: int = Field(default=0, nullable=False)
+    rows_invalid: int = Field(default=0, nullable=False)
+    errors: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    message: str | None = Field(default=None, sa_type=sa.Text)
+    triggered_by: str = Field(sa_type=sa.String(254), nullable=False)
+    job_id: str | None = Field(default=None, sa_type=sa.String(64))
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ExportRun(SQLModel, table=True):
+    """One export of the trends (all, or those of a filter) to a file."""
+
+    __tablename__ = "export_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    format: ExportFormat = Field(sa_type=_enum(ExportFormat, "export_format"), nullable=False)
+    filter: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    status: RunStatus = Field(
+        default=RunStatus.QUEUED, sa_type=_enum(RunStatus, "run_status"), nullable=False
+    )
+    row_count: int | None = Field(default=None)
+    path: str | None = Field(default=None, sa_type=sa.Text)
+    message: str | None = Field(default=None, sa_type=sa.Text)
+    triggered_by: str = Field(sa_type=sa.String(254), nullable=False)
+    job_id: str | None = Field(default=None, sa_type=sa.String(64))
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

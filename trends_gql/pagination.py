@@ -2,7 +2,7 @@
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -62,9 +62,13 @@ class Keyset:
         return [(col.desc() if desc else col.asc()).nulls_last() for col, desc in self.columns]
 
     def cursor(self, row: Any) -> str:
-        """The cursor of a row that holds every ordering column."""
-        values = [_dump(row._mapping[col.key]) for col, _ in self.columns]
-        return _b64(orjson.dumps([self.signature, values]))
+        """The cursor of a result row that holds every ordering column."""
+        return self.cursor_of(row._mapping)
+
+    def cursor_of(self, values: Mapping[str, Any]) -> str:
+        """The cursor of the ordering columns' values, by column key."""
+        dumped = [_dump(values[col.key]) for col, _ in self.columns]
+        return _b64(orjson.dumps([self.signature, dumped]))
 
     def after(self, cursor: str) -> sa.ColumnElement[bool]:
         """WHERE clause of the rows strictly after `cursor`."""

@@ -86,25 +86,32 @@ class _BodyTooLarge(Exception):
     pass
 
 
-class BodyLimit:
-    """Refuse request bodies over `max_bytes` with 413, declared or streamed; uploads are exempt."""
+# Room for a multipart request's other parts (operations, map) and boundaries around the file.
+MULTIPART_OVERHEAD = 1 << 20
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodyLimit:
+    """Refuse request bodies over `max_bytes` with 413, declared or streamed.
+
+    Multipart uploads may be as large as `upload_bytes` plus their framing; the upload's own
+    limit, exact to the byte, is checked while it is stored.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_bytes = upload_bytes + MULTIPART_OVERHEAD
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        # Multipart uploads get a limit of their own, per file.
-        if media_type(headers.get("content-type")) == "multipart/form-data":
-            await self.app(scope, receive, send)
-            return
+        multipart = media_type(headers.get("content-type")) == "multipart/form-data"
+        limit = self.upload_bytes if multipart else self.max_bytes
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
 
         received = 0
@@ -115,7 +122,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise _BodyTooLarge
             return message
 
@@ -129,10 +136,10 @@ class BodyLimit:
         except _BodyTooLarge:
             if started:
                 raise
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        message = f"The request body is larger than {self.max_bytes} bytes."
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        message = f"The request body is larger than {limit} bytes."
         await error_response(413, message, "PAYLOAD_TOO_LARGE")(scope, receive, send)
 
 
@@ -187,7 +194,9 @@ def protection_middleware(settings: Settings, limiter: RateLimiter) -> list[Midd
             window=RATE_WINDOW,
         ),
         Middleware(CSRFPrevention),
-        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+        Middleware(
+            BodyLimit, max_bytes=settings.max_body_bytes, upload_bytes=settings.upload_max_bytes
+        ),
     ]
 
 

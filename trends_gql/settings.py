@@ -46,10 +46,17 @@ class Settings(BaseSettings):
     max_query_aliases: int = Field(default=15, ge=0)
     max_batch_operations: int = Field(default=10, ge=0)
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    queues: Annotated[list[str], NoDecode] = ["trends"]
+    job_timeout: int = Field(default=3600, ge=1)
+    upload_max_bytes: int = Field(default=50 << 20, ge=1)
+    import_interval: int = Field(default=120, ge=1)
+    import_settle_seconds: float = Field(default=10, ge=0)
+    backup_interval: int = Field(default=24 * 3600, ge=1)
+    backup_keep: int = Field(default=14, ge=1)
     graphql_introspection: bool | None = None
     graphiql: bool | None = None
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "queues", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):

@@ -4,10 +4,13 @@ import logging
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from trends_gql.schema.context import Context
 from trends_gql.schema.errors import ErrorCodes, is_unexpected
+from trends_gql.schema.exports import ExportMutation, ExportQuery
+from trends_gql.schema.imports import ImportMutation, ImportQuery
 from trends_gql.schema.limits import limit_extensions, schema_config
 from trends_gql.schema.mutation import Mutation
 from trends_gql.schema.query import Query
@@ -35,8 +38,8 @@ class TrendsSchema(strawberry.Schema):
 def build_schema(settings: Settings) -> TrendsSchema:
     """The schema with the settings' limits; the SDL does not depend on them."""
     return TrendsSchema(
-        query=Query,
-        mutation=Mutation,
+        query=merge_types("Query", (Query, ImportQuery, ExportQuery)),
+        mutation=merge_types("Mutation", (Mutation, ImportMutation, ExportMutation)),
         extensions=[ErrorCodes, *limit_extensions(settings)],
         config=schema_config(settings),
     )

@@ -1,0 +1,16 @@
+"""Export job: what an RQ worker runs for one queued export run."""
+
+from trends_gql import exports
+from trends_gql.db import Database
+from trends_gql.settings import get_settings
+
+
+def export_job(run_id: int) -> dict[str, object]:
+    """Carry out export run `run_id` with the configured database and BACKUP_DIR."""
+    settings = get_settings()
+    db = Database(settings.database_url)
+    try:
+        run = exports.execute_export_run(db, settings, run_id)
+    finally:
+        db.dispose()
+    return {"run": run.id, "status": run.status.value, "rows": run.row_count, "path": run.path}

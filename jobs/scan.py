@@ -1,0 +1,15 @@
+"""The periodic scan of the media folder."""
+
+from trends_gql import intake
+from trends_gql.db import Database
+from trends_gql.settings import get_settings
+
+
+def scan_media() -> list[int]:
+    """Queue an import of each settled CSV file in the media folder; fail runs of dead workers."""
+    settings = get_settings()
+    db = Database(settings.database_url)
+    try:
+        return [run.id for run in intake.scan(db, settings)]
+    finally:
+        db.dispose()

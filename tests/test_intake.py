@@ -1,0 +1,415 @@
+"""Ways in for files, through real RQ workers: uploads, the media scan, dead workers."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import (
+    SAMPLE,
+    TRENDS,
+    code,
+    csv_text,
+    generate_csv,
+    login,
+    make_user,
+    post,
+    settings_env,
+    trend_row,
+    web_client,
+    with_settings,
+    work,
+)
+
+from trends_gql import intake
+from trends_gql.db import Database
+from trends_gql.settings import Settings
+
+RUN_FIELDS = """id fileName source dryRun status rowsTotal rowsProcessed rowsCreated rowsSkipped
+  rowsInvalid errors { line column message } message triggeredBy createdAt startedAt finishedAt"""
+UPLOAD = f"""mutation($file: Upload!, $dryRun: Boolean) {{
+  importTrends(file: $file, dryRun: $dryRun) {{ {RUN_FIELDS} }}
+}}"""
+RUN = f"query($id: ID!) {{ importRun(id: $id) {{ {RUN_FIELDS} }} }}"
+SCAN = f"mutation {{ runMediaImport {{ {RUN_FIELDS} }} }}"
+PREFLIGHT = {"GraphQL-Require-Preflight": "1"}
+PAGE = """query($after: String) {
+  importRuns(first: 2, after: $after) { nodes { id } pageInfo { hasNextPage endCursor } }
+}"""
+
+
+@pytest.fixture
+def staff(jobs_settings: Settings, db: Database) -> Iterator[httpx.Client]:
+    """A staff member's client of an app with the test's queue and folders."""
+    make_user(db, "staff@example.org", staff=True)
+    with web_client(jobs_settings) as client:
+        login(client, "staff@example.org")
+        yield client
+
+
+def upload(
+    client: httpx.Client, content: bytes, name: str = "trends.csv", dry_run: bool = False
+) -> dict[str, Any]:
+    """POST a GraphQL multipart request (the upload spec) for importTrends.
+
+    Built by hand, so that the file name reaches the server byte for byte (httpx escapes it).
+    """
+    operations = {"query": UPLOAD, "variables": {"file": None, "dryRun": dry_run}}
+    boundary = "trends-test-boundary"
+    parts = [
+        ("operations", None, json.dumps(operations).encode()),
+        ("map", None, json.dumps({"0": ["variables.file"]}).encode()),
+        ("0", name, content),
+    ]
+    body = b""
+    for field, filename, value in parts:
+        disposition = f'form-data; name="{field}"'
+        if filename is not None:
+            disposition += f'; filename="{filename}"'
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + value
+        body += b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    headers = {**PREFLIGHT, "content-type": f"multipart/form-data; boundary={boundary}"}
+    response = client.post("/graphql", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def run_of(client: httpx.Client, run_id: str) -> dict[str, Any]:
+    """The import run with that id, as GraphQL shows it to staff."""
+    return post(client, RUN, id=run_id)["data"]["importRun"]
+
+
+def total(client: httpx.Client) -> int:
+    """How many trends the API reports."""
+    return post(client, "{ trends { totalCount } }")["data"]["trends"]["totalCount"]
+
+
+def files(folder: Path) -> list[str]:
+    """Names in a folder, sorted."""
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_an_upload_is_queued_and_imported_by_a_worker(
+    staff: httpx.Client, jobs_settings: Settings
+) -> None:
+    queued = upload(staff, SAMPLE.read_bytes(), "sample.csv")["data"]["importTrends"]
+    assert (queued["status"], queued["source"], queued["fileName"]) == (
+        "QUEUED",
+        "UPLOAD",
+        "sample.csv",
+    )
+    assert queued["triggeredBy"] == "staff@example.org"
+    assert total(staff) == 0
+    work(jobs_settings)
+    run = run_of(staff, queued["id"])
+    assert run["status"] == "SUCCEEDED", run
+    assert (run["rowsTotal"], run["rowsProcessed"], run["rowsCreated"]) == (44, 44, 44)
+    assert run["startedAt"] <= run["finishedAt"]
+    assert total(staff) == 44
+    media = jobs_settings.media_dir
+    assert files(media / "incoming") == []
+    assert len(files(media / "processed")) == 1
+
+
+def test_a_dry_run_counts_and_writes_nothing(staff: httpx.Client, jobs_settings: Settings) -> None:
+    queued = upload(staff, SAMPLE.read_bytes(), dry_run=True)["data"]["importTrends"]
+    assert queued["dryRun"] is True
+    work(jobs_settings)
+    run = run_of(staff, queued["id"])
+    assert (run["status"], run["rowsCreated"], run["rowsSkipped"]) == ("SUCCEEDED", 44, 0)
+    assert total(staff) == 0
+
+
+def test_the_same_file_again_is_all_skipped_without_reading_it(
+    staff: httpx.Client, jobs_settings: Settings
+) -> None:
+    first = upload(staff, SAMPLE.read_bytes())["data"]["importTrends"]
+    work(jobs_settings)
+    again = upload(staff, SAMPLE.read_bytes())["data"]["importTrends"]
+    work(jobs_settings)
+    run = run_of(staff, again["id"])
+    assert (run["status"], run["rowsCreated"], run["rowsSkipped"]) == ("SUCCEEDED", 0, 44)
+    assert "imported by run" in run["message"]
+    assert run_of(staff, first["id"])["rowsCreated"] == 44
+    assert total(staff) == 44
+
+
+BAD_FILES = [
+    pytest.param(b"", "the file is empty", id="empty"),
+    pytest.param(csv_text([]).encode(), "no data rows", id="header-only"),
+    pytest.param(bytes(range(256)) * 4, "NUL bytes", id="binary"),
+    pytest.param(b"name;colour\r\nx;red\r\n", "header not recognised", id="wrong-columns"),
+]
+
+
+@pytest.mark.parametrize(("content", "message"), BAD_FILES)
+def test_an_unreadable_upload_fails_its_run_and_keeps_the_file(
+    staff: httpx.Client, jobs_settings: Settings, content: bytes, message: str
+) -> None:
+    queued = upload(staff, content)["data"]["importTrends"]
+    work(jobs_settings)
+    run = run_of(staff, queued["id"])
+    assert run["status"] == "FAILED"
+    assert message in run["message"]
+    failed = jobs_settings.media_dir / "failed"
+    [kept, report] = files(failed)
+    assert report == kept + ".errors.json"
+    assert (failed / kept).read_bytes() == content
+    assert message in json.loads((failed / report).read_text())["message"]
+
+
+def test_invalid_rows_fail_the_run_with_their_errors(
+    staff: httpx.Client, jobs_settings: Settings
+) -> None:
+    content = csv_text([trend_row(), trend_row(steepl="Q"), trend_row(megatrend="")]).encode()
+    queued = upload(staff, content)["data"]["importTrends"]
+    work(jobs_settings)
+    run = run_of(staff, queued["id"])
+    assert (run["status"], run["rowsInvalid"], run["rowsCreated"]) == ("FAILED", 2, 0)
+    assert [(e["line"], e["column"]) for e in run["errors"]] == [(3, "STEEPL"), (4, "Megatrend")]
+    assert total(staff) == 0
+
+
+def test_an_upload_over_the_limit_is_refused_and_leaves_nothing(
+    jobs_settings: Settings, db: Database
+) -> None:
+    settings = with_settings(jobs_settings, upload_max_bytes=1000)
+    make_user(db, "staff@example.org", staff=True)
+    with web_client(settings) as client:
+        login(client, "staff@example.org")
+        body = upload(client, b"x" * 1001)
+        assert code(body) == "BAD_USER_INPUT"
+        assert body["errors"][0]["extensions"]["field"] == "file"
+        assert "1000 bytes" in body["errors"][0]["message"]
+        assert upload(client, SAMPLE.read_bytes()[:1000])["data"]["importTrends"]
+        huge = client.post(
+            "/graphql",
+            files={"0": ("big.csv", b"x" * ((1 << 20) + 5000))},
+            data={"operations": "{}", "map": "{}"},
+            headers=PREFLIGHT,
+        )
+        assert huge.status_code == 413
+    assert len(files(settings.media_dir / "incoming")) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("a\x00b.csv", "ab.csv"),
+        ("C:\\x\\y.csv", "y.csv"),
+        ("", "upload.csv"),
+    ],
+)
+def test_the_client_file_name_is_only_data(
+    staff: httpx.Client, jobs_settings: Settings, name: str, shown: str
+) -> None:
+    queued = upload(staff, SAMPLE.read_bytes(), name)["data"]["importTrends"]
+    assert queued["fileName"] == shown
+    [stored] = files(jobs_settings.media_dir / "incoming")
+    assert re.fullmatch(r"\d{8}T\d{6}-[0-9a-f]{12}\.csv", stored), stored
+
+
+def test_uploads_need_staff_and_the_csrf_header(jobs_settings: Settings, db: Database) -> None:
+    make_user(db, "reader@example.org")
+    with web_client(jobs_settings) as client:
+        assert code(upload(client, b"x")) == "UNAUTHENTICATED"
+        login(client, "reader@example.org")
+        assert code(upload(client, b"x")) == "FORBIDDEN"
+        operations = {"query": UPLOAD, "variables": {"file": None}}
+        response = client.post(
+            "/graphql",
+            data={"operations": json.dumps(operations), "map": '{"0": ["variables.file"]}'},
+            files={"0": ("x.csv", b"x")},
+        )
+        assert response.status_code == 400
+    assert files(jobs_settings.media_dir / "incoming") == []
+
+
+def test_with_redis_down_uploads_are_refused_and_leave_nothing(
+    jobs_settings: Settings, db: Database
+) -> None:
+    settings = with_settings(jobs_settings, redis_url="redis://127.0.0.1:1/0")
+    make_user(db, "staff@example.org", staff=True)
+    with web_client(settings) as client:
+        login(client, "staff@example.org")
+        body = upload(client, SAMPLE.read_bytes())
+        assert code(body) == "SERVICE_UNAVAILABLE"
+        assert total(client) == 0
+        runs = post(client, "{ importRuns { nodes { id } } }")["data"]["importRuns"]["nodes"]
+        assert runs == []
+    assert files(settings.media_dir / "incoming") == []
+
+
+def test_import_runs_are_listed_newest_first(staff: httpx.Client, jobs_settings: Settings) -> None:
+    ids = [
+        upload(staff, csv_text([trend_row(macrotrend=f"M{i}")]).encode())["data"]["importTrends"][
+            "id"
+        ]
+        for i in range(5)
+    ]
+    seen, after = [], None
+    while True:
+        page = post(
+            staff,
+            PAGE,
+            after=after,
+        )["data"]["importRuns"]
+        seen += [n["id"] for n in page["nodes"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == ids[::-1]
+
+
+def test_import_runs_are_for_staff_only(jobs_settings: Settings) -> None:
+    with web_client(jobs_settings) as client:
+        assert code(post(client, "{ importRuns { nodes { id } } }")) == "UNAUTHENTICATED"
+        assert code(post(client, SCAN)) == "UNAUTHENTICATED"
+
+
+# The media folder
+
+
+def drop(folder: Path, name: str, content: bytes, age: float = 60) -> Path:
+    """A file as the pipeline leaves it, last written `age` seconds ago."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(content)
+    past = time.time() - age
+    os.utime(path, (past, past))
+    return path
+
+
+def test_a_scan_imports_settled_csv_files_only(
+    staff: httpx.Client, jobs_settings: Settings
+) -> None:
+    media = jobs_settings.media_dir
+    drop(media, "ready.csv", SAMPLE.read_bytes())
+    drop(media, "fresh.csv", csv_text([trend_row()]).encode(), age=0)
+    drop(media, "partial.csv.part", csv_text([trend_row()]).encode())
+    drop(media, ".hidden.csv", csv_text([trend_row()]).encode())
+    drop(media, "notes.txt", b"hello")
+    found = post(staff, SCAN)["data"]["runMediaImport"]
+    assert [(r["fileName"], r["source"], r["status"]) for r in found] == [
+        ("ready.csv", "MEDIA", "QUEUED")
+    ]
+    assert found[0]["triggeredBy"] == "staff@example.org"
+    work(jobs_settings)
+    assert run_of(staff, found[0]["id"])["status"] == "SUCCEEDED"
+    assert total(staff) == 44
+    left = set(files(media))
+    assert left >= {"fresh.csv", "partial.csv.part", ".hidden.csv", "notes.txt"}
+    assert "ready.csv" not in left
+    assert len(files(media / "processed")) == 1
+
+
+def test_two_concurrent_scans_import_each_file_once(jobs_settings: Settings, db: Database) -> None:
+    for i in range(12):
+        drop(
+            jobs_settings.media_dir,
+            f"f{i:02}.csv",
+            csv_text([trend_row(macrotrend=f"M{i}")]).encode(),
+        )
+    found: list[list[Any]] = []
+    barrier = threading.Barrier(2)
+
+    def scan() -> None:
+        barrier.wait()
+        found.append(intake.scan(db, jobs_settings))
+
+    threads = [threading.Thread(target=scan) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    names = sorted(run.file_name for runs in found for run in runs)
+    assert names == [f"f{i:02}.csv" for i in range(12)]
+    work(jobs_settings)
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM trend").scalar_one() == 12
+
+
+def test_the_scheduler_picks_up_a_dropped_file_within_one_interval(
+    staff: httpx.Client, jobs_settings: Settings
+) -> None:
+    settings = with_settings(jobs_settings, import_interval=1, import_settle_seconds=0.5)
+    env = settings_env(settings)
+    procs = [
+        subprocess.Popen(
+            [TRENDS, cmd],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for cmd in ("scheduler", "worker")
+    ]
+    try:
+        time.sleep(1)
+        dropped = time.monotonic()
+        drop(settings.media_dir, "pipeline.csv", SAMPLE.read_bytes(), age=0)
+        while total(staff) < 44:
+            assert time.monotonic() - dropped < 15, "not imported within 15 s"
+            time.sleep(0.1)
+        print(f"dropped file queryable after {time.monotonic() - dropped:.2f} s")
+    finally:
+        for p in procs:
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(timeout=30)
+
+
+def children(pid: int) -> list[int]:
+    """Process ids of the children of `pid`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_killed_worker_leaves_no_rows_and_its_file_back_in_the_media_folder(
+    staff: httpx.Client, jobs_settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    big = generate_csv(300_000, tmp_path / "big.csv")  # seconds to import: time to kill it
+    drop(jobs_settings.media_dir, "big.csv", big.read_bytes())
+    [queued] = post(staff, SCAN)["data"]["runMediaImport"]
+    worker = subprocess.Popen(
+        [TRENDS, "worker"],
+        env=settings_env(jobs_settings),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while run_of(staff, queued["id"])["status"] != "RUNNING":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        # The work horse runs in a session of its own: kill it too, as a lost machine would.
+        for pid in [*children(worker.pid), worker.pid]:
+            os.kill(pid, signal.SIGKILL)
+        worker.wait()
+    assert run_of(staff, queued["id"])["status"] == "RUNNING"
+    ended = intake.sweep(db, jobs_settings)
+    assert [r.file_name for r in ended] == ["big.csv"]
+    run = run_of(staff, queued["id"])
+    assert run["status"] == "FAILED"
+    assert "worker stopped" in run["message"]
+    assert total(staff) == 0
+    assert (jobs_settings.media_dir / "big.csv").read_bytes() == big.read_bytes()

@@ -1,0 +1,42 @@
+"""File downloads for staff sessions: the files of finished exports."""
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+
+from trends_gql import exports
+from trends_gql.auth import current_user
+from trends_gql.db import Database
+from trends_gql.errors import BadUserInput
+from trends_gql.pagination import decode_id
+from trends_gql.protection import error_response
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND = "no finished export with this id"
+
+
+async def download_export(request: Request) -> Response:
+    """GET /exports/{id}: the file of a finished export, as an attachment, to staff only."""
+    db: Database = request.app.state.db
+    user = await current_user(request, db)
+    if user is None:
+        return error_response(401, "sign in as staff to download exports", "UNAUTHENTICATED")
+    if not user.is_staff:
+        return error_response(403, "only staff may download exports", "FORBIDDEN")
+    try:
+        run_id = decode_id(request.path_params["id"], "ExportRun")
+    except BadUserInput:
+        return error_response(404, NOT_FOUND, "NOT_FOUND")
+    run = await db.run(exports.get_export_run, run_id)
+    path = exports.download_path(run)
+    if run is None or path is None:
+        return error_response(404, NOT_FOUND, "NOT_FOUND")
+    log.info("export run %d downloaded by %s", run_id, user.email)
+    return FileResponse(
+        path,
+        media_type=exports.MEDIA_TYPES[run.format],
+        filename=path.name,
+        headers={"Cache-Control": "private, no-store"},
+    )

@@ -1,0 +1,194 @@
+"""Export runs: their records, queueing one, and carrying it out to a file under BACKUP_DIR."""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from trends_gql import queue
+from trends_gql.db import Database, utcnow
+from trends_gql.errors import NotFound
+from trends_gql.ingest import export_trends
+from trends_gql.models import (
+    ExportFormat,
+    ExportRun,
+    ImpactStrength,
+    RunStatus,
+    Steepl,
+    TechnologyReadinessLevel,
+)
+from trends_gql.pagination import Keyset
+from trends_gql.queries import TrendFilter, filter_clauses
+from trends_gql.settings import Settings
+
+log = logging.getLogger(__name__)
+R = ExportRun.__table__.c  # type: ignore[attr-defined]
+
+EXPORT_JOB = "jobs.exports.export_job"
+EXPORTS_FOLDER = "exports"
+MEDIA_TYPES = {ExportFormat.CSV: "text/csv; charset=utf-8", ExportFormat.JSON: "application/json"}
+_ENUMS: dict[str, Any] = {
+    "technology_readiness_level": TechnologyReadinessLevel,
+    "impact_strength": ImpactStrength,
+    "steepl": Steepl,
+}
+
+
+def filter_to_json(trend_filter: TrendFilter | None) -> dict[str, Any] | None:
+    """The filter's conditions as plain JSON (enum values by their value); None when empty."""
+    if trend_filter is None:
+        return None
+    conditions = {k: v for k, v in vars(trend_filter).items() if v is not None}
+    return {k: getattr(v, "value", v) for k, v in conditions.items()} or None
+
+
+def filter_from_json(data: dict[str, Any] | None) -> TrendFilter | None:
+    """The filter stored by `filter_to_json`."""
+    if not data:
+        return None
+    return TrendFilter(**{k: _ENUMS[k](v) if k in _ENUMS else v for k, v in data.items()})
+
+
+def create_export_run(
+    session: Session, fmt: ExportFormat, trend_filter: TrendFilter | None, triggered_by: str
+) -> ExportRun:
+    """Record a queued export; BadUserInput when the filter cannot be used."""
+    filter_clauses(trend_filter)  # refuse a bad filter now rather than fail the job later
+    run = ExportRun(
+        format=fmt,
+        filter=filter_to_json(trend_filter),
+        triggered_by=triggered_by,
+        created_at=utcnow(),
+    )
+    session.add(run)
+    session.commit()
+    return run
+
+
+def set_job(session: Session, run_id: int, job_id: str) -> None:
+    """Remember the RQ job that carries out a run."""
+    session.execute(sa.update(ExportRun).where(R.id == run_id).values(job_id=job_id))
+    session.commit()
+
+
+def delete_export_run(session: Session, run_id: int) -> None:
+    """Forget a run that never got queued."""
+    session.execute(sa.delete(ExportRun).where(R.id == run_id))
+    session.commit()
+
+
+def request_export(
+    db: Database,
+    settings: Settings,
+    fmt: ExportFormat,
+    trend_filter: TrendFilter | None,
+    triggered_by: str,
+) -> ExportRun:
+    """Record an export and queue its job; on ServiceUnavailable no run is left behind."""
+    run = db.call(create_export_run, fmt, trend_filter, triggered_by)
+    try:
+        job = queue.enqueue(settings, EXPORT_JOB, run.id)
+    except BaseException:
+        db.call(delete_export_run, run.id)
+        raise
+    db.call(set_job, run.id, job.id)
+    run.job_id = job.id
+    log.info("queued export run %d (%s) for %s", run.id, fmt.value, triggered_by)
+    return run
+
+
+def get_export_run(session: Session, run_id: int) -> ExportRun | None:
+    """One run, or None."""
+    return session.get(ExportRun, run_id)
+
+
+@dataclass
+class ExportRunPage:
+    runs: list[ExportRun]
+    cursors: list[str]
+    has_next: bool
+    has_previous: bool
+
+
+def list_export_runs(session: Session, first: int = 20, after: str | None = None) -> ExportRunPage:
+    """Runs, newest first, in pages."""
+    keyset = Keyset([(R.id, True)], R.id)
+    stmt = sa.select(ExportRun, R.id)
+    if after is not None:
+        stmt = stmt.where(keyset.after(after))
+    rows = list(session.execute(stmt.order_by(*keyset.order_by()).limit(first + 1)))
+    page = rows[:first]
+    return ExportRunPage(
+        [row[0] for row in page],
+        [keyset.cursor(row) for row in page],
+        has_next=len(rows) > first,
+        has_previous=after is not None,
+    )
+
+
+def download_path(run: ExportRun | None) -> Path | None:
+    """The file of a finished export, or None when there is none (yet, or any more)."""
+    if run is None or run.status is not RunStatus.SUCCEEDED or not run.path:
+        return None
+    path = Path(run.path)
+    return path if path.is_file() else None
+
+
+def _start(session: Session, run_id: int) -> tuple[ExportRun, bool]:
+    run = session.get(ExportRun, run_id)
+    if run is None:
+        raise NotFound(f"no export run {run_id}")
+    if run.status is not RunStatus.QUEUED:
+        return run, False
+    run.status, run.started_at = RunStatus.RUNNING, utcnow()
+    session.commit()
+    return run, True
+
+
+def _finish(
+    session: Session,
+    run_id: int,
+    status: RunStatus,
+    message: str | None = None,
+    row_count: int | None = None,
+    path: Path | None = None,
+) -> ExportRun:
+    run = session.get(ExportRun, run_id)
+    assert run is not None
+    run.status, run.message, run.finished_at = status, message, utcnow()
+    run.row_count, run.path = row_count, str(path) if path else None
+    session.commit()
+    return run
+
+
+def export_file(settings: Settings, run: ExportRun) -> Path:
+    """Where a run's file goes: BACKUP_DIR/exports/trends_export_<id>_<UTC time>.<csv|json>."""
+    stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+    name = f"trends_export_{run.id}_{stamp}.{run.format.value.lower()}"
+    return (settings.backup_dir / EXPORTS_FOLDER / name).resolve()
+
+
+def execute_export_run(db: Database, settings: Settings, run_id: int) -> ExportRun:
+    """Carry out a queued run: write its file and record the outcome."""
+    run, started = db.call(_start, run_id)
+    if not started:
+        log.warning("export run %d is %s, not queued: left as it is", run_id, run.status.value)
+        return run
+    path = export_file(settings, run)
+    fmt = "csv" if run.format is ExportFormat.CSV else "json"
+    try:
+        with db.session() as session:
+            count = export_trends(session, path, fmt, filter_from_json(run.filter))
+    except OSError as exc:
+        log.error("export run %d failed: cannot write %s: %s", run_id, path, exc)
+        return db.call(
+            _finish, run_id, RunStatus.FAILED, f"cannot write the file: {exc.strerror or exc}"
+        )
+    except Exception as exc:
+        db.call(_finish, run_id, RunStatus.FAILED, f"internal error: {type(exc).__name__}")
+        raise
+    log.info("export run %d: %d trends written to %s", run_id, count, path)
+    return db.call(_finish, run_id, RunStatus.SUCCEEDED, None, count, path)

@@ -1,0 +1,150 @@
+"""Ways in for files: uploads, the media folder scan, the CLI; and the sweep of dead runs."""
+
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio.to_thread
+import redis
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.worker import Worker
+
+from trends_gql import media, queue, runs
+from trends_gql.db import Database
+from trends_gql.ingest import ImportReport
+from trends_gql.models import ImportRun, RunSource
+from trends_gql.settings import Settings
+
+log = logging.getLogger(__name__)
+
+IMPORT_JOB = "jobs.imports.import_run_job"
+SCHEDULER = "scheduler"
+
+
+def queue_run(db: Database, settings: Settings, run: ImportRun) -> ImportRun:
+    """Enqueue a recorded run; on ServiceUnavailable the run is forgotten and re-raised."""
+    try:
+        job = queue.enqueue(settings, IMPORT_JOB, run.id)
+    except Exception:
+        db.call(runs.delete_run, run.id)
+        raise
+    db.call(runs.set_job, run.id, job.id)
+    run.job_id = job.id
+    return run
+
+
+async def upload(
+    db: Database,
+    settings: Settings,
+    chunks: AsyncIterator[bytes],
+    file_name: str,
+    triggered_by: str,
+    dry_run: bool = False,
+) -> ImportRun:
+    """Store an uploaded file under incoming/ and queue its import; nothing stays on failure."""
+    stored = await media.store_upload(chunks, settings.media_dir, settings.upload_max_bytes)
+    try:
+        run = await db.run(
+            lambda s: runs.create_import_run(
+                s,
+                file_name=file_name,
+                path=stored.path,
+                sha256=stored.sha256,
+                source=RunSource.UPLOAD,
+                triggered_by=triggered_by,
+                dry_run=dry_run,
+            )
+        )
+        return await anyio.to_thread.run_sync(queue_run, db, settings, run)
+    except BaseException:
+        stored.path.unlink(missing_ok=True)
+        raise
+
+
+def scan(db: Database, settings: Settings, triggered_by: str = SCHEDULER) -> list[ImportRun]:
+    """Claim the settled CSV files of the media folder and queue one run each."""
+    sweep(db, settings)
+    queued = []
+    for path in media.waiting_files(settings.media_dir, settings.import_settle_seconds):
+        claimed = media.claim(path, settings.media_dir)
+        if claimed is None:
+            continue  # another scan took it
+        run = db.call(
+            lambda s, c=claimed, p=path: runs.create_import_run(
+                s,
+                file_name=p.name,
+                path=c,
+                sha256=media.sha256_file(c),
+                source=RunSource.MEDIA,
+                triggered_by=triggered_by,
+            )
+        )
+        try:
+            queued.append(queue_run(db, settings, run))
+        except Exception:
+            media.release(claimed, settings.media_dir, path.name)
+            raise
+        log.info("queued import run %d for %s", run.id, path.name)
+    return queued
+
+
+def import_now(
+    db: Database, settings: Settings, path: Path, dry_run: bool = False
+) -> tuple[ImportRun, ImportReport | None]:
+    """Import a file in this process, recorded as a CLI run (the file stays where it is)."""
+    run = db.call(
+        lambda s: runs.create_import_run(
+            s,
+            file_name=path.name,
+            path=path.resolve(),
+            sha256=media.sha256_file(path),
+            source=RunSource.CLI,
+            triggered_by=f"cli:{os.environ.get('USER', 'unknown')}",
+            dry_run=dry_run,
+        )
+    )
+    return runs.execute_import_run(db, settings, run.id)
+
+
+def _worker_alive(connection: redis.Redis, name: str | None) -> bool:
+    if not name:
+        return False
+    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + name, connection=connection)
+    if worker is None:
+        return False
+    if worker.hostname == socket.gethostname() and worker.pid:
+        try:
+            os.kill(worker.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+    return True
+
+
+def sweep(db: Database, settings: Settings) -> list[ImportRun]:
+    """Fail the runs whose job died with its worker, and put their files back."""
+    connection = queue.connect(settings)
+    ended = []
+    for run in db.call(runs.active_runs):
+        if not run.job_id:
+            continue  # being queued right now
+        try:
+            job = Job.fetch(run.job_id, connection=connection)
+            status = job.get_status()
+        except NoSuchJobError:
+            job, status = None, None
+        if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
+            continue
+        if status == JobStatus.FINISHED:
+            continue  # the job recorded the outcome itself
+        if status == JobStatus.STARTED and _worker_alive(connection, job.worker_name):
+            continue
+        state = status.value if status else "lost"
+        why = f"the worker stopped before the run ended (its job is {state})"
+        if ended_run := runs.fail_abandoned_run(db, settings, run.id, why):
+            ended.append(ended_run)
+    return ended

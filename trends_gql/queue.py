@@ -1,0 +1,56 @@
+"""The RQ queue: connection, enqueueing, and the worker."""
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from rq import Queue, Worker
+from rq.job import Job
+
+from trends_gql.errors import ServiceUnavailable
+from trends_gql.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RESULT_TTL = 7 * 24 * 3600  # run tables keep the history; RQ only needs results for a while
+
+
+def connect(settings: Settings, timeout: float | None = 2.0) -> redis.Redis:
+    """A Redis connection for RQ (RQ stores bytes, so no decoding)."""
+    return redis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout
+    )
+
+
+def get_queue(settings: Settings, connection: redis.Redis | None = None) -> Queue:
+    """The queue jobs are enqueued on (the first of QUEUES)."""
+    return Queue(settings.queues[0], connection=connection or connect(settings))
+
+
+def enqueue(settings: Settings, func: Callable[..., Any], *args: Any, **options: Any) -> Job:
+    """Enqueue `func(*args)`; ServiceUnavailable when Redis cannot take it."""
+    try:
+        return get_queue(settings).enqueue(
+            func,
+            *args,
+            job_timeout=settings.job_timeout,
+            result_ttl=RESULT_TTL,
+            failure_ttl=RESULT_TTL,
+            **options,
+        )
+    except redis.RedisError as exc:
+        log.error(
+            "cannot enqueue %s: Redis is unavailable: %s", getattr(func, "__name__", func), exc
+        )
+        raise ServiceUnavailable(
+            "the job queue is unavailable: try again later", reason=str(exc)
+        ) from None
+
+
+def run_worker(settings: Settings, burst: bool = False, name: str | None = None) -> bool:
+    """Run an RQ worker on the configured queues until stopped (or, in burst mode, idle)."""
+    connection = connect(settings, timeout=None)
+    queues = [Queue(q, connection=connection) for q in settings.queues]
+    worker = Worker(queues, connection=connection, name=name)
+    return worker.work(burst=burst, with_scheduler=False, logging_level=settings.log_level)

@@ -1,0 +1,117 @@
+"""Export runs over GraphQL: requesting an export, and the runs' history with downloads (staff)."""
+
+from datetime import datetime
+from typing import cast
+
+import anyio.to_thread
+import strawberry
+from strawberry.types import Info
+
+from trends_gql import exports, models
+from trends_gql.errors import BadUserInput
+from trends_gql.pagination import decode_id, encode_id
+from trends_gql.schema.context import Context
+from trends_gql.schema.mutation import STAFF
+from trends_gql.schema.types import PageInfo, TrendFilter
+
+ExportFormat = strawberry.enum(models.ExportFormat)
+RunStatus = strawberry.enum(models.RunStatus)
+KIND = "ExportRun"
+
+
+def download_url(run_id: int) -> str:
+    """The relative URL of an export's file."""
+    return f"/exports/{encode_id(run_id, KIND)}"
+
+
+@strawberry.type(description="One export to a file. Resolvers pass the run record as its root.")
+class ExportRun:
+    format: ExportFormat
+    status: RunStatus
+    row_count: int | None
+    message: str | None
+    triggered_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @strawberry.field(description="Opaque id.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(encode_id(self.id, KIND))  # type: ignore[arg-type]  # root is a row
+
+    @strawberry.field(description="Where staff download the file (relative URL) once it is done.")
+    def download_url(self) -> str | None:
+        if self.status is not models.RunStatus.SUCCEEDED:
+            return None
+        return download_url(self.id)  # type: ignore[arg-type]  # root is a row
+
+
+@strawberry.type
+class ExportRunEdge:
+    cursor: str
+    node: ExportRun
+
+
+@strawberry.type
+class ExportRunConnection:
+    page: strawberry.Private[exports.ExportRunPage]
+
+    @strawberry.field
+    def edges(self) -> list[ExportRunEdge]:
+        pairs = zip(self.page.cursors, self.page.runs, strict=True)
+        return [ExportRunEdge(cursor=c, node=cast(ExportRun, r)) for c, r in pairs]
+
+    @strawberry.field
+    def nodes(self) -> list[ExportRun]:
+        return cast(list[ExportRun], self.page.runs)
+
+    @strawberry.field
+    def page_info(self) -> PageInfo:
+        cursors = self.page.cursors
+        return PageInfo(
+            has_next_page=self.page.has_next,
+            has_previous_page=self.page.has_previous,
+            start_cursor=cursors[0] if cursors else None,
+            end_cursor=cursors[-1] if cursors else None,
+        )
+
+
+@strawberry.type
+class ExportQuery:
+    @strawberry.field(permission_classes=STAFF, description="Staff: export runs, newest first.")
+    async def export_runs(
+        self, info: Info[Context, None], first: int | None = 20, after: str | None = None
+    ) -> ExportRunConnection:
+        limit = info.context.settings.max_page_size
+        if first is None or not 0 <= first <= limit:
+            raise BadUserInput(f"first must be between 0 and {limit}", field="first")
+        page = await info.context.db.run(exports.list_export_runs, first, after)
+        return ExportRunConnection(page=page)
+
+    @strawberry.field(permission_classes=STAFF, description="Staff: one export run.")
+    async def export_run(self, info: Info[Context, None], id: strawberry.ID) -> ExportRun | None:
+        run = await info.context.db.run(exports.get_export_run, decode_id(id, KIND))
+        return cast(ExportRun | None, run)
+
+
+@strawberry.type
+class ExportMutation:
+    @strawberry.mutation(permission_classes=STAFF, description="Staff: export trends to a file.")
+    async def export_trends(
+        self,
+        info: Info[Context, None],
+        format: ExportFormat | None = ExportFormat.CSV,
+        filter: TrendFilter | None = None,
+    ) -> ExportRun:
+        ctx = info.context
+        user = await ctx.user()
+        assert user is not None, "IsStaff ran first"
+        run = await anyio.to_thread.run_sync(
+            exports.request_export,
+            ctx.db,
+            ctx.settings,
+            format or models.ExportFormat.CSV,
+            filter.to_query() if filter else None,
+            user.email,
+        )
+        return cast(ExportRun, run)

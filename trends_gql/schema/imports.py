@@ -1,0 +1,131 @@
+"""Import runs over GraphQL: uploads, the media scan on demand, and the runs' history (staff)."""
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import cast
+
+import anyio.to_thread
+import strawberry
+from strawberry.file_uploads import Upload
+from strawberry.types import Info
+
+from trends_gql import intake, models, runs
+from trends_gql.errors import BadUserInput
+from trends_gql.pagination import decode_id, encode_id
+from trends_gql.schema.context import Context
+from trends_gql.schema.mutation import STAFF
+from trends_gql.schema.types import PageInfo
+
+RunSource = strawberry.enum(models.RunSource)
+RunStatus = strawberry.enum(models.RunStatus)
+_CHUNK = 1 << 20
+
+
+@strawberry.type
+class RowError:
+    line: int
+    column: str | None
+    message: str
+
+
+@strawberry.type(description="One import of one file. Resolvers pass the run record as its root.")
+class ImportRun:
+    file_name: str
+    source: RunSource
+    dry_run: bool
+    status: RunStatus
+    rows_total: int
+    rows_processed: int
+    rows_created: int
+    rows_skipped: int
+    rows_invalid: int
+    message: str | None
+    triggered_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @strawberry.field(description="Opaque id.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(encode_id(self.id, "ImportRun"))  # type: ignore[arg-type]
+
+    @strawberry.field(description="The first row errors (at most 100).")
+    def errors(self) -> list[RowError]:
+        return [RowError(**e) for e in self.errors]  # type: ignore[attr-defined]
+
+
+@strawberry.type
+class ImportRunEdge:
+    cursor: str
+    node: ImportRun
+
+
+@strawberry.type
+class ImportRunConnection:
+    page: strawberry.Private[runs.RunPage]
+
+    @strawberry.field
+    def edges(self) -> list[ImportRunEdge]:
+        cursor = self.page.cursor
+        return [ImportRunEdge(cursor=cursor(r), node=cast(ImportRun, r)) for r in self.page.runs]
+
+    @strawberry.field
+    def nodes(self) -> list[ImportRun]:
+        return cast(list[ImportRun], self.page.runs)
+
+    @strawberry.field
+    def page_info(self) -> PageInfo:
+        rows, cursor = self.page.runs, self.page.cursor
+        return PageInfo(
+            has_next_page=self.page.has_next,
+            has_previous_page=self.page.has_previous,
+            start_cursor=cursor(rows[0]) if rows else None,
+            end_cursor=cursor(rows[-1]) if rows else None,
+        )
+
+
+@strawberry.type
+class ImportQuery:
+    @strawberry.field(permission_classes=STAFF, description="Staff: import runs, newest first.")
+    async def import_runs(
+        self, info: Info[Context, None], first: int | None = 20, after: str | None = None
+    ) -> ImportRunConnection:
+        limit = info.context.settings.max_page_size
+        if first is None or not 0 <= first <= limit:
+            raise BadUserInput(f"first must be between 0 and {limit}", field="first")
+        page = await info.context.db.run(runs.list_import_runs, first, after)
+        return ImportRunConnection(page=page)
+
+    @strawberry.field(permission_classes=STAFF, description="Staff: one import run.")
+    async def import_run(self, info: Info[Context, None], id: strawberry.ID) -> ImportRun | None:
+        run = await info.context.db.run(runs.get_import_run, decode_id(id, "ImportRun"))
+        return cast(ImportRun | None, run)
+
+
+async def _chunks(file: Upload) -> AsyncIterator[bytes]:
+    while chunk := await file.read(_CHUNK):  # type: ignore[attr-defined]
+        yield chunk
+
+
+@strawberry.type
+class ImportMutation:
+    @strawberry.mutation(permission_classes=STAFF, description="Staff: upload a CSV to import.")
+    async def import_trends(
+        self, info: Info[Context, None], file: Upload, dry_run: bool | None = False
+    ) -> ImportRun:
+        ctx = info.context
+        user = await ctx.user()
+        assert user is not None, "IsStaff ran first"
+        name = getattr(file, "filename", None)
+        run = await intake.upload(
+            ctx.db, ctx.settings, _chunks(file), name, user.email, bool(dry_run)
+        )
+        return cast(ImportRun, run)
+
+    @strawberry.mutation(permission_classes=STAFF, description="Staff: scan the media folder now.")
+    async def run_media_import(self, info: Info[Context, None]) -> list[ImportRun]:
+        ctx = info.context
+        user = await ctx.user()
+        assert user is not None, "IsStaff ran first"
+        found = await anyio.to_thread.run_sync(intake.scan, ctx.db, ctx.settings, user.email)
+        return cast(list[ImportRun], found)
