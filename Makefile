@@ -23,7 +23,10 @@ install: $(BIN)/.installed ## create .venv and install the project with its dev 
 migrate: install ## apply database migrations (DATABASE_URL, default SQLite under var/)
 	$(BIN)/trends migrate
 
-run: migrate ## install, migrate and serve on http://$(HOST):$(PORT) (GraphiQL at /graphql)
+run: migrate ## install, migrate, run web (http://$(HOST):$(PORT)/graphql), worker and scheduler
+	$(BIN)/trends up --host $(HOST) --port $(PORT)
+
+serve: migrate ## the web process alone
 	$(BIN)/trends serve --host $(HOST) --port $(PORT)
 
 test: install ## run the tests on SQLite and PostgreSQL (TEST_DATABASE_URL)

@@ -85,9 +85,16 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.ok else 1
 
 
-def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from trends_gql.queue import run_worker
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from trends_gql.processes import run_all
 
+    return run_all(settings, args.host, args.port, force_private_redis=args.private_redis)
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from trends_gql.queue import run_worker, wait_for_redis
+
+    wait_for_redis(settings)
     db = Database(settings.database_url)
     try:
         # Runs whose worker died (killed, machine lost) end now rather than at the next scan.
@@ -101,7 +108,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
     from jobs.schedule import run_scheduler
+    from trends_gql.queue import wait_for_redis
 
+    wait_for_redis(settings)
     run_scheduler(settings, burst=args.burst)
     return 0
 
@@ -281,6 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="validate and count, write nothing")
     p.add_argument("--show-errors", type=int, default=20, metavar="N", help="row errors to print")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("up", help="run web, worker and scheduler together (Procfile)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument(
+        "--private-redis", action="store_true", help="start a private Redis under var/ in any case"
+    )
+    p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("worker", help="run an RQ worker on the configured QUEUES")
     p.add_argument("--burst", action="store_true", help="stop when the queues are empty")

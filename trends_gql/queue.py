@@ -1,6 +1,7 @@
 """The RQ queue: connection, enqueueing, and the worker."""
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +47,27 @@ def enqueue(settings: Settings, func: Callable[..., Any], *args: Any, **options:
         raise ServiceUnavailable(
             "the job queue is unavailable: try again later", reason=str(exc)
         ) from None
+
+
+def wait_for_redis(settings: Settings, max_delay: float = 10.0) -> None:
+    """Block until Redis answers, retrying with a growing delay (a worker outlives outages)."""
+    delay = 0.5
+    while True:
+        client = connect(settings)
+        try:
+            client.ping()
+            return
+        except redis.RedisError as exc:
+            log.warning(
+                "Redis at %s is unavailable (%s): retrying in %.0f s",
+                settings.redis_url,
+                exc,
+                delay,
+            )
+        finally:
+            client.close()
+        time.sleep(delay)
+        delay = min(delay * 2, max_delay)
 
 
 def run_worker(settings: Settings, burst: bool = False, name: str | None = None) -> bool:

@@ -1,0 +1,116 @@
+"""`trends up`: three processes under one supervisor, and the private Redis."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+from conftest import TRENDS, settings_env
+
+from trends_gql.processes import answers, private_redis
+from trends_gql.settings import Settings
+
+
+def test_a_private_redis_answers_on_its_socket_and_stops_with_its_block(tmp_path: Path) -> None:
+    with private_redis(tmp_path / "redis") as url:
+        assert url.startswith("unix://")
+        client = redis.Redis.from_url(url)
+        assert client.ping()
+        client.close()
+    assert not (tmp_path / "redis" / "redis.sock").exists()
+    assert not answers(url)
+
+
+def test_nothing_answers_on_a_closed_port() -> None:
+    assert not answers("redis://127.0.0.1:1/0")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(
+    sqlite_settings: Settings, tmp_path: Path, *args: str, **env: str
+) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    environ = {**settings_env(sqlite_settings), **env}
+    for name, value in env.items():
+        if value == "":
+            environ.pop(name)
+    process = subprocess.Popen(
+        [TRENDS, "up", "--port", str(port), *args],
+        cwd=tmp_path,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "trends up did not serve within 30 s"
+        time.sleep(0.2)
+
+
+def stop(process: subprocess.Popen[str], sig: signal.Signals) -> str:
+    """Signal `trends up` and return all it printed."""
+    os.kill(process.pid, sig)
+    output, _ = process.communicate(timeout=30)
+    return output
+
+
+def session_processes(pid: int) -> list[int]:
+    """Processes still alive in the session `trends up` led."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == pid and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_up_runs_web_worker_and_scheduler_with_a_private_redis_and_stops_them_all(
+    sqlite_settings: Settings, tmp_path: Path, sig: signal.Signals
+) -> None:
+    process, url = start(sqlite_settings, tmp_path, "--private-redis")
+    assert httpx.get(f"{url}/healthz").json()["redis"] == "ok"
+    assert (tmp_path / "var" / "redis" / "redis.sock").exists()
+    output = stop(process, sig)
+    for name in ("web", "worker", "scheduler"):
+        assert f"{name} started" in output
+        assert f"{name} stopped" in output
+    assert "started a private Redis at unix://" in output
+    assert not (tmp_path / "var" / "redis" / "redis.sock").exists()
+    assert session_processes(process.pid) == []
+
+
+def test_a_configured_redis_url_is_never_replaced(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    process, url = start(sqlite_settings, tmp_path, REDIS_URL="redis://127.0.0.1:1/0")
+    assert httpx.get(f"{url}/healthz").json()["redis"].startswith("unavailable")
+    time.sleep(1.5)
+    assert process.poll() is None, "worker and scheduler wait for Redis instead of exiting"
+    output = stop(process, signal.SIGINT)
+    assert "private Redis" not in output
+    assert "Redis at redis://127.0.0.1:1/0 is unavailable" in output
+    assert not (tmp_path / "var" / "redis").exists()
