@@ -76,6 +76,22 @@ type Mutation {
   createTrend(input: TrendInput!): Trend!
   updateTrend(id: ID!, input: TrendPatch!): Trend!
   deleteTrend(id: ID!): ID!
+  importTrends(file: Upload!, dryRun: Boolean = false): ImportRun!
+  runMediaImport: [ImportRun!]!
+}
+scalar Upload
+type RowError { line: Int!  column: String  message: String! }
+type ImportRun { id: ID!  fileName: String!  source: RunSource!  dryRun: Boolean!  status: RunStatus!
+  rowsTotal: Int!  rowsProcessed: Int!  rowsCreated: Int!  rowsSkipped: Int!  rowsInvalid: Int!
+  errors: [RowError!]!  message: String  triggeredBy: String!  createdAt: DateTime!
+  startedAt: DateTime  finishedAt: DateTime }
+enum RunSource { UPLOAD MEDIA CLI }
+enum RunStatus { QUEUED RUNNING SUCCEEDED FAILED }
+type ImportRunEdge { cursor: String!  node: ImportRun! }
+type ImportRunConnection { edges: [ImportRunEdge!]!  nodes: [ImportRun!]!  pageInfo: PageInfo! }
+extend type Query {
+  importRuns(first: Int = 20, after: String): ImportRunConnection!
+  importRun(id: ID!): ImportRun
 }
 """
 
