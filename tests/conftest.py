@@ -350,9 +350,7 @@ def jobs_settings(
         import_batch_size=5000,
     )
     yield settings
-    connection = redis.Redis.from_url(TEST_REDIS_URL)
-    Queue(name, connection=connection).delete(delete_jobs=True)
-    connection.close()
+    delete_queue_keys(name)
 
 
 def work(settings: Settings, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -81,8 +81,9 @@ type Mutation {
 }
 scalar Upload
 type RowError { line: Int!  column: String  message: String! }
-type ImportRun { id: ID!  fileName: String!  source: RunSource!  dryRun: Boolean!  status: RunStatus!
-  rowsTotal: Int!  rowsProcessed: Int!  rowsCreated: Int!  rowsSkipped: Int!  rowsInvalid: Int!
+type ImportRun { id: ID!  fileName: String!  source: RunSource!  dryRun: Boolean!
+  status: RunStatus!  rowsTotal: Int!  rowsProcessed: Int!  rowsCreated: Int!  rowsSkipped: Int!
+  rowsInvalid: Int!
   errors: [RowError!]!  message: String  triggeredBy: String!  createdAt: DateTime!
   startedAt: DateTime  finishedAt: DateTime }
 enum RunSource { UPLOAD MEDIA CLI }
@@ -93,6 +94,17 @@ extend type Query {
   importRuns(first: Int = 20, after: String): ImportRunConnection!
   importRun(id: ID!): ImportRun
 }
+enum ExportFormat { CSV JSON }
+type ExportRun { id: ID!  format: ExportFormat!  status: RunStatus!  rowCount: Int  message: String
+  triggeredBy: String!  createdAt: DateTime!  startedAt: DateTime  finishedAt: DateTime
+  downloadUrl: String }
+type ExportRunEdge { cursor: String!  node: ExportRun! }
+type ExportRunConnection { edges: [ExportRunEdge!]!  nodes: [ExportRun!]!  pageInfo: PageInfo! }
+extend type Query {
+  exportRun(id: ID!): ExportRun
+  exportRuns(first: Int = 20, after: String): ExportRunConnection!
+}
+extend type Mutation { exportTrends(format: ExportFormat = CSV, filter: TrendFilter): ExportRun! }
 """
 
 

@@ -192,3 +192,20 @@ def execute_export_run(db: Database, settings: Settings, run_id: int) -> ExportR
         raise
     log.info("export run %d: %d trends written to %s", run_id, count, path)
     return db.call(_finish, run_id, RunStatus.SUCCEEDED, None, count, path)
+
+
+def active_export_runs(session: Session) -> list[ExportRun]:
+    """Export runs queued or running."""
+    stmt = sa.select(ExportRun).where(
+        ExportRun.status.in_((RunStatus.QUEUED, RunStatus.RUNNING))  # type: ignore[attr-defined]
+    )
+    return list(session.scalars(stmt))
+
+
+def fail_abandoned_export(db: Database, run_id: int, why: str) -> ExportRun | None:
+    """End an export run whose worker died (its partial file was never renamed into place)."""
+    run = db.call(get_export_run, run_id)
+    if run is None or run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+        return None
+    log.warning("export run %d failed: %s", run_id, why)
+    return db.call(_finish, run_id, RunStatus.FAILED, why)

@@ -12,7 +12,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.worker import Worker
 
-from trends_gql import media, queue, runs
+from trends_gql import exports, media, queue, runs
 from trends_gql.db import Database
 from trends_gql.ingest import ImportReport
 from trends_gql.models import ImportRun, RunSource
@@ -125,26 +125,31 @@ def _worker_alive(connection: redis.Redis, name: str | None) -> bool:
     return True
 
 
+def _dead_job(connection: redis.Redis, job_id: str) -> str | None:
+    """How a job ended without its run being told (None while it may still finish)."""
+    try:
+        job = Job.fetch(job_id, connection=connection)
+        status = job.get_status()
+    except NoSuchJobError:
+        return "lost"
+    if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.FINISHED):
+        return None  # waiting, or it recorded the outcome itself
+    if status == JobStatus.STARTED and _worker_alive(connection, job.worker_name):
+        return None
+    return status.value if status else "lost"
+
+
 def sweep(db: Database, settings: Settings) -> list[ImportRun]:
-    """Fail the runs whose job died with its worker, and put their files back."""
+    """Fail the runs whose job died with its worker; put import files back in the media folder."""
     connection = queue.connect(settings)
     ended = []
     for run in db.call(runs.active_runs):
-        if not run.job_id:
-            continue  # being queued right now
-        try:
-            job = Job.fetch(run.job_id, connection=connection)
-            status = job.get_status()
-        except NoSuchJobError:
-            job, status = None, None
-        if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
-            continue
-        if status == JobStatus.FINISHED:
-            continue  # the job recorded the outcome itself
-        if status == JobStatus.STARTED and _worker_alive(connection, job.worker_name):
-            continue
-        state = status.value if status else "lost"
-        why = f"the worker stopped before the run ended (its job is {state})"
-        if ended_run := runs.fail_abandoned_run(db, settings, run.id, why):
-            ended.append(ended_run)
+        if run.job_id and (state := _dead_job(connection, run.job_id)):
+            why = f"the worker stopped before the run ended (its job is {state})"
+            if ended_run := runs.fail_abandoned_run(db, settings, run.id, why):
+                ended.append(ended_run)
+    for export in db.call(exports.active_export_runs):
+        if export.job_id and (state := _dead_job(connection, export.job_id)):
+            why = f"the worker stopped before the export ended (its job is {state})"
+            exports.fail_abandoned_export(db, export.id, why)
     return ended

@@ -104,7 +104,7 @@ class RateLimiter:
         *,
         namespace: str = "trends:rl",
         clock: Callable[[], float] = time.time,
-        timeout: float = 0.05,
+        timeout: float = 0.25,
         retry_redis_after: float = 5.0,
     ) -> None:
         self.namespace = namespace
