@@ -413,3 +413,14 @@ def test_a_killed_worker_leaves_no_rows_and_its_file_back_in_the_media_folder(
     assert "worker stopped" in run["message"]
     assert total(staff) == 0
     assert (jobs_settings.media_dir / "big.csv").read_bytes() == big.read_bytes()
+
+
+def test_an_upload_of_50_mib_and_one_byte_is_refused_by_default(
+    staff: httpx.Client, jobs_settings: Settings
+) -> None:
+    assert jobs_settings.upload_max_bytes == 50 << 20
+    body = upload(staff, b"x" * ((50 << 20) + 1))
+    assert code(body) == "BAD_USER_INPUT"
+    assert files(jobs_settings.media_dir / "incoming") == []
+    runs = post(staff, "{ importRuns { nodes { id } } }")["data"]["importRuns"]["nodes"]
+    assert runs == []
