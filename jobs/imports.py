@@ -1,8 +1,13 @@
 """Import jobs: what an RQ worker runs for one queued import run."""
 
+import logging
+
 from trends_gql import queue, runs
 from trends_gql.db import Database
+from trends_gql.errors import ServiceUnavailable
 from trends_gql.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 BACKUP_JOB = "jobs.backups.backup_database"
 
@@ -16,5 +21,8 @@ def import_run_job(run_id: int) -> dict[str, object]:
     finally:
         db.dispose()
     if run.rows_created and not run.dry_run:
-        queue.enqueue(settings, BACKUP_JOB)
+        try:
+            queue.enqueue(settings, BACKUP_JOB)
+        except ServiceUnavailable:
+            log.warning("import run %d created rows, but no backup could be queued", run.id)
     return {"run": run.id, "status": run.status.value, "created": run.rows_created}

@@ -1,7 +1,6 @@
 """Export runs: their records, queueing one, and carrying it out to a file under BACKUP_DIR."""
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from trends_gql.models import (
     Steepl,
     TechnologyReadinessLevel,
 )
-from trends_gql.pagination import Keyset
+from trends_gql.pagination import RecordPage, newest_first
 from trends_gql.queries import TrendFilter, filter_clauses
 from trends_gql.settings import Settings
 
@@ -105,28 +104,11 @@ def get_export_run(session: Session, run_id: int) -> ExportRun | None:
     return session.get(ExportRun, run_id)
 
 
-@dataclass
-class ExportRunPage:
-    runs: list[ExportRun]
-    cursors: list[str]
-    has_next: bool
-    has_previous: bool
-
-
-def list_export_runs(session: Session, first: int = 20, after: str | None = None) -> ExportRunPage:
+def list_export_runs(
+    session: Session, first: int = 20, after: str | None = None
+) -> RecordPage[ExportRun]:
     """Runs, newest first, in pages."""
-    keyset = Keyset([(R.id, True)], R.id)
-    stmt = sa.select(ExportRun, R.id)
-    if after is not None:
-        stmt = stmt.where(keyset.after(after))
-    rows = list(session.execute(stmt.order_by(*keyset.order_by()).limit(first + 1)))
-    page = rows[:first]
-    return ExportRunPage(
-        [row[0] for row in page],
-        [keyset.cursor(row) for row in page],
-        has_next=len(rows) > first,
-        has_previous=after is not None,
-    )
+    return newest_first(session, ExportRun, first, after)
 
 
 def download_path(run: ExportRun | None) -> Path | None:

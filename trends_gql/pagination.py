@@ -3,13 +3,17 @@
 import base64
 import binascii
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from trends_gql.errors import BadUserInput
+
+M = TypeVar("M")
 
 # Integer columns (id and the counts) are 32-bit on PostgreSQL: beyond this range a value cannot
 # be ours, and binding it would fail in the database rather than as the client's mistake.
@@ -22,6 +26,13 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def check_first(first: int | None, maximum: int) -> int:
+    """`first` when between 0 and `maximum`; BadUserInput otherwise (never a silent clamp)."""
+    if first is None or not 0 <= first <= maximum:
+        raise BadUserInput(f"first must be between 0 and {maximum}", field="first")
+    return first
 
 
 def encode_id(pk: int, kind: str = "Trend") -> str:
@@ -132,3 +143,29 @@ def _load(col: sa.ColumnElement[Any], value: Any) -> Any:
     if isinstance(value, str) and "\x00" in value:
         raise ValueError("NUL character")
     return value
+
+
+@dataclass
+class RecordPage(Generic[M]):
+    """A page of records with the cursor of each."""
+
+    records: list[M]
+    cursors: list[str]
+    has_next: bool
+    has_previous: bool
+
+
+def newest_first(session: Session, model: type[M], first: int, after: str | None) -> RecordPage[M]:
+    """A page of a table's records, newest (highest id) first."""
+    pk = model.__table__.c.id  # type: ignore[attr-defined]
+    keyset = Keyset([(pk, True)], pk)
+    stmt = sa.select(model, pk)
+    if after is not None:
+        stmt = stmt.where(keyset.after(after))
+    rows = list(session.execute(stmt.order_by(*keyset.order_by()).limit(first + 1)))
+    return RecordPage(
+        [row[0] for row in rows[:first]],
+        [keyset.cursor(row) for row in rows[:first]],
+        has_next=len(rows) > first,
+        has_previous=after is not None,
+    )

@@ -16,7 +16,7 @@ from trends_gql.models import (
     Steepl,
     TechnologyReadinessLevel,
 )
-from trends_gql.pagination import Keyset
+from trends_gql.pagination import Keyset, check_first
 
 T = TREND_TABLE.c
 SEARCHED = (
@@ -130,8 +130,7 @@ def list_trends(
     max_page_size: int = 500,
 ) -> TrendPage:
     """One page of matching trends, loading only `columns` (plus id and the ordering)."""
-    if first is None or not 0 <= first <= max_page_size:
-        raise BadUserInput(f"first must be between 0 and {max_page_size}", field="first")
+    first = check_first(first, max_page_size)
     keyset = _keyset(order)
     where = filter_clauses(trend_filter)
     stmt = _select(columns, keyset).where(*where)

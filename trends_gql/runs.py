@@ -2,7 +2,7 @@
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -14,7 +14,7 @@ from trends_gql.db import Database, utcnow
 from trends_gql.errors import NotFound
 from trends_gql.ingest import ImportReport, import_trends
 from trends_gql.models import ImportRun, RunSource, RunStatus
-from trends_gql.pagination import Keyset
+from trends_gql.pagination import RecordPage, newest_first
 from trends_gql.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,26 +64,11 @@ def get_import_run(session: Session, run_id: int) -> ImportRun | None:
     return session.get(ImportRun, run_id)
 
 
-@dataclass
-class RunPage:
-    runs: list[ImportRun]
-    keyset: Keyset
-    has_next: bool
-    has_previous: bool
-
-    def cursor(self, run: ImportRun) -> str:
-        """The cursor of a run of this page."""
-        return self.keyset.cursor_of({"id": run.id})
-
-
-def list_import_runs(session: Session, first: int = 20, after: str | None = None) -> RunPage:
+def list_import_runs(
+    session: Session, first: int = 20, after: str | None = None
+) -> RecordPage[ImportRun]:
     """Runs, newest first, in pages."""
-    keyset = Keyset([(R.id, True)], R.id)
-    stmt = sa.select(ImportRun)
-    if after is not None:
-        stmt = stmt.where(keyset.after(after))
-    runs = list(session.scalars(stmt.order_by(*keyset.order_by()).limit(first + 1)))
-    return RunPage(runs[:first], keyset, len(runs) > first, after is not None)
+    return newest_first(session, ImportRun, first, after)
 
 
 def active_runs(session: Session) -> Sequence[ImportRun]:

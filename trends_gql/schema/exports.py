@@ -8,8 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from trends_gql import exports, models
-from trends_gql.errors import BadUserInput
-from trends_gql.pagination import decode_id, encode_id
+from trends_gql.pagination import RecordPage, check_first, decode_id, encode_id
 from trends_gql.schema.context import Context
 from trends_gql.schema.mutation import STAFF
 from trends_gql.schema.types import PageInfo, TrendFilter
@@ -54,26 +53,20 @@ class ExportRunEdge:
 
 @strawberry.type
 class ExportRunConnection:
-    page: strawberry.Private[exports.ExportRunPage]
+    page: strawberry.Private[RecordPage[models.ExportRun]]
 
     @strawberry.field
     def edges(self) -> list[ExportRunEdge]:
-        pairs = zip(self.page.cursors, self.page.runs, strict=True)
+        pairs = zip(self.page.cursors, self.page.records, strict=True)
         return [ExportRunEdge(cursor=c, node=cast(ExportRun, r)) for c, r in pairs]
 
     @strawberry.field
     def nodes(self) -> list[ExportRun]:
-        return cast(list[ExportRun], self.page.runs)
+        return cast(list[ExportRun], self.page.records)
 
     @strawberry.field
     def page_info(self) -> PageInfo:
-        cursors = self.page.cursors
-        return PageInfo(
-            has_next_page=self.page.has_next,
-            has_previous_page=self.page.has_previous,
-            start_cursor=cursors[0] if cursors else None,
-            end_cursor=cursors[-1] if cursors else None,
-        )
+        return PageInfo.of(self.page.cursors, self.page.has_next, self.page.has_previous)
 
 
 @strawberry.type
@@ -82,9 +75,7 @@ class ExportQuery:
     async def export_runs(
         self, info: Info[Context, None], first: int | None = 20, after: str | None = None
     ) -> ExportRunConnection:
-        limit = info.context.settings.max_page_size
-        if first is None or not 0 <= first <= limit:
-            raise BadUserInput(f"first must be between 0 and {limit}", field="first")
+        first = check_first(first, info.context.settings.max_page_size)
         page = await info.context.db.run(exports.list_export_runs, first, after)
         return ExportRunConnection(page=page)
 

@@ -10,8 +10,7 @@ from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
 from trends_gql import intake, models, runs
-from trends_gql.errors import BadUserInput
-from trends_gql.pagination import decode_id, encode_id
+from trends_gql.pagination import RecordPage, check_first, decode_id, encode_id
 from trends_gql.schema.context import Context
 from trends_gql.schema.mutation import STAFF
 from trends_gql.schema.types import PageInfo
@@ -62,26 +61,20 @@ class ImportRunEdge:
 
 @strawberry.type
 class ImportRunConnection:
-    page: strawberry.Private[runs.RunPage]
+    page: strawberry.Private[RecordPage[models.ImportRun]]
 
     @strawberry.field
     def edges(self) -> list[ImportRunEdge]:
-        cursor = self.page.cursor
-        return [ImportRunEdge(cursor=cursor(r), node=cast(ImportRun, r)) for r in self.page.runs]
+        pairs = zip(self.page.cursors, self.page.records, strict=True)
+        return [ImportRunEdge(cursor=c, node=cast(ImportRun, r)) for c, r in pairs]
 
     @strawberry.field
     def nodes(self) -> list[ImportRun]:
-        return cast(list[ImportRun], self.page.runs)
+        return cast(list[ImportRun], self.page.records)
 
     @strawberry.field
     def page_info(self) -> PageInfo:
-        rows, cursor = self.page.runs, self.page.cursor
-        return PageInfo(
-            has_next_page=self.page.has_next,
-            has_previous_page=self.page.has_previous,
-            start_cursor=cursor(rows[0]) if rows else None,
-            end_cursor=cursor(rows[-1]) if rows else None,
-        )
+        return PageInfo.of(self.page.cursors, self.page.has_next, self.page.has_previous)
 
 
 @strawberry.type
@@ -90,9 +83,7 @@ class ImportQuery:
     async def import_runs(
         self, info: Info[Context, None], first: int | None = 20, after: str | None = None
     ) -> ImportRunConnection:
-        limit = info.context.settings.max_page_size
-        if first is None or not 0 <= first <= limit:
-            raise BadUserInput(f"first must be between 0 and {limit}", field="first")
+        first = check_first(first, info.context.settings.max_page_size)
         page = await info.context.db.run(runs.list_import_runs, first, after)
         return ImportRunConnection(page=page)
 

@@ -52,6 +52,16 @@ class PageInfo:
     start_cursor: str | None
     end_cursor: str | None
 
+    @classmethod
+    def of(cls, cursors: list[str], has_next: bool, has_previous: bool) -> "PageInfo":
+        """The page info of a page whose rows have these cursors."""
+        return cls(
+            has_next_page=has_next,
+            has_previous_page=has_previous,
+            start_cursor=cursors[0] if cursors else None,
+            end_cursor=cursors[-1] if cursors else None,
+        )
+
 
 @strawberry.type
 class TrendEdge:
@@ -80,12 +90,8 @@ class TrendConnection:
     @strawberry.field
     def page_info(self) -> PageInfo:
         rows, cursor = self.page.rows, self.page.keyset.cursor
-        return PageInfo(
-            has_next_page=self.page.has_next,
-            has_previous_page=self.page.has_previous,
-            start_cursor=cursor(rows[0]) if rows else None,
-            end_cursor=cursor(rows[-1]) if rows else None,
-        )
+        ends = [cursor(rows[0]), cursor(rows[-1])] if rows else []
+        return PageInfo.of(ends, self.page.has_next, self.page.has_previous)
 
 
 @strawberry.type
