@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate serve test lint format schema clean
+.PHONY: help install run migrate serve test lint format schema bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ format: install ## apply ruff fixes and formatting
 
 schema: install ## regenerate schema.graphql from the code
 	$(BIN)/strawberry export-schema trends_gql.schema:schema --output schema.graphql
+
+bench: install ## benchmark HTTP (wrk) and imports on PostgreSQL; writes bench/results.json
+	command -v wrk >/dev/null && test -x /usr/bin/time || (apt-get update && apt-get install -y wrk time)
+	$(BIN)/python bench/run.py
 
 clean: ## remove .venv and caches (keeps var/ and media/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 from starlette.applications import Starlette
 
-from trends_gql import users
+from trends_gql import cache, users
 from trends_gql.app import create_app
 from trends_gql.cli import migrate
 from trends_gql.csvio import HEADERS
@@ -73,6 +73,7 @@ def make_settings(database_url: str, tmp: Path) -> Settings:
         media_dir=tmp / "media",
         backup_dir=tmp / "backups",
         import_batch_size=7,  # small, so that tests cross batch boundaries
+        cache_namespace=f"trends-test-{uuid.uuid4().hex[:8]}",  # one per database
         # The whole suite calls one app from 127.0.0.1; tests of the limits make apps of their own.
         rate_limit_anon=0,
         rate_limit_user=0,
@@ -107,6 +108,7 @@ def db(backend: Settings) -> Iterator[Database]:
     with database.engine.begin() as conn:
         for table in reversed(SQLModel.metadata.sorted_tables):
             conn.execute(sa.delete(table))
+    cache.invalidate(backend)  # a write like any other: cached answers of the last test go
     yield database
     database.dispose()
 
@@ -331,6 +333,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
         IMPORT_BATCH_SIZE=str(settings.import_batch_size),
         IMPORT_INTERVAL=str(settings.import_interval),
         IMPORT_SETTLE_SECONDS=str(settings.import_settle_seconds),
+        CACHE_TTL=str(settings.cache_ttl),
+        CACHE_NAMESPACE=settings.cache_namespace,
+        RATE_LIMIT_ANON=str(settings.rate_limit_anon),
+        RATE_LIMIT_USER=str(settings.rate_limit_user),
     )
     return env
 

@@ -2,7 +2,7 @@
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
@@ -18,6 +18,7 @@ from starlette.routing import Route
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from trends_gql.cache import CachedResponses, ResponseCache
 from trends_gql.db import Database
 from trends_gql.downloads import download_export
 from trends_gql.protection import JSONRefusals, protection_middleware
@@ -30,8 +31,8 @@ log = logging.getLogger(__name__)
 SESSION_COOKIE = "trends_session"
 
 
-class GraphQLView(JSONRefusals, GraphQL[Context, None]):
-    def __init__(self, db: Database, settings: Settings) -> None:
+class GraphQLView(JSONRefusals, CachedResponses, GraphQL[Context, None]):
+    def __init__(self, db: Database, settings: Settings, cache: ResponseCache) -> None:
         super().__init__(
             build_schema(settings),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
@@ -39,6 +40,7 @@ class GraphQLView(JSONRefusals, GraphQL[Context, None]):
         )
         self.db = db
         self.settings = settings
+        self.cache = cache
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -58,6 +60,22 @@ def _check_redis(url: str) -> str:
         return f"unavailable: {exc}"
     finally:
         client.close()
+
+
+def fixed_json(size: int) -> bytes:
+    """A JSON object of exactly `size` bytes, or the smallest one when `size` is smaller."""
+    head, tail = b'{"pad":"', b'"}'
+    return head + b"x" * max(size - len(head) - len(tail), 0) + tail
+
+
+def fixed_route(size: int) -> Callable[[Request], Awaitable[Response]]:
+    """The benchmark's ceiling: the same server and middleware as /graphql, and no work."""
+    body = fixed_json(size)
+
+    async def fixed(request: Request) -> Response:
+        return Response(body, media_type="application/json")
+
+    return fixed
 
 
 def create_app(
@@ -87,6 +105,7 @@ def create_app(
             "status": "ok" if status == 200 else "unavailable",
             "database": database,
             "redis": redis_status,
+            "cache": cache.status,
         }
         return JSONResponse(body, status_code=status)
 
@@ -96,14 +115,21 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         await limiter.aclose()
+        await cache.aclose()
         db.dispose()
 
-    graphql = GraphQLView(db, settings)
+    cache = ResponseCache(settings)
+    graphql = GraphQLView(db, settings, cache)
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
             Route("/healthz", healthz),
             Route("/exports/{id}", download_export, methods=["GET"]),
+            *(
+                [Route("/bench/fixed", fixed_route(settings.bench_body_bytes), methods=["GET"])]
+                if settings.bench_route
+                else []
+            ),
         ],
         middleware=[
             Middleware(

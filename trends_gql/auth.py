@@ -21,14 +21,17 @@ INVALID_CREDENTIALS = "invalid email or password"
 
 
 async def current_user(request: HTTPConnection, db: Database) -> User | None:
-    """The user of the request's session; a session whose user changed is ended."""
+    """The user of the request's session (looked up once); a session whose user changed ends."""
+    if hasattr(request.state, "user"):
+        return request.state.user
     session = request.session
     uid, token = session.get("uid"), session.get("auth")
-    if not isinstance(uid, int) or not isinstance(token, str):
-        return None
-    user = await db.run(get_session_user, uid, token)
-    if user is None:
-        session.clear()
+    user = None
+    if isinstance(uid, int) and isinstance(token, str):
+        user = await db.run(get_session_user, uid, token)
+        if user is None:
+            session.clear()
+    request.state.user = user
     return user
 
 

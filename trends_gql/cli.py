@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from trends_gql import backups, intake, users
+from trends_gql import backups, cache, intake, users
 from trends_gql.db import Database
 from trends_gql.errors import BadUserInput, NotFound, TrendsError
 from trends_gql.ingest import ImportReport, export_trends
@@ -160,6 +160,7 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     finally:
         db.dispose()
+    cache.invalidate(settings)
     print(f"{args.file}: {count} trends restored")
     return 0
 

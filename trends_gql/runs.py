@@ -8,7 +8,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from trends_gql import media
+from trends_gql import cache, media
 from trends_gql.csvio import CsvFormatError
 from trends_gql.db import Database, utcnow
 from trends_gql.errors import NotFound
@@ -184,16 +184,14 @@ def execute_import_run(
     try:
         status, message, report = _import(db, settings, run)
     except Exception as exc:
-        db.call(finish_run, run_id, RunStatus.FAILED, f"internal error: {type(exc).__name__}")
+        message = f"internal error: {type(exc).__name__}"
+        path = _file_away(settings, run, RunStatus.FAILED, message, None)
+        db.call(finish_run, run_id, RunStatus.FAILED, message, None, path)
         raise
-    path = Path(run.stored_path)
-    if run.source is not RunSource.CLI and path.exists():
-        details = {
-            "message": message,
-            "errors": [asdict(e) for e in report.errors] if report else [],
-        }
-        path = media.file_away(path, settings.media_dir, status is RunStatus.SUCCEEDED, details)
+    path = _file_away(settings, run, status, message, report)
     run = db.call(finish_run, run_id, status, message, report, path)
+    if run.rows_created and not run.dry_run:
+        cache.invalidate(settings)
     log.info(
         "import run %d (%s) %s: %d created, %d skipped, %d invalid%s",
         run.id,

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     max_query_aliases: int = Field(default=15, ge=0)
     max_batch_operations: int = Field(default=10, ge=0)
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    cache_ttl: int = Field(default=120, ge=0)
+    # Prefix of the cache's Redis keys: one per database when deployments share a Redis.
+    cache_namespace: str = "trends"
+    cache_timeout: float = Field(default=0.05, gt=0)
+    cache_retry_seconds: float = Field(default=10, ge=0)
     queues: Annotated[list[str], NoDecode] = ["trends"]
     job_timeout: int = Field(default=3600, ge=1)
     upload_max_bytes: int = Field(default=50 << 20, ge=1)
@@ -55,6 +60,9 @@ class Settings(BaseSettings):
     backup_keep: int = Field(default=14, ge=1)
     graphql_introspection: bool | None = None
     graphiql: bool | None = None
+    # `make bench` only: GET /bench/fixed answers a constant JSON body of this many bytes.
+    bench_route: bool = False
+    bench_body_bytes: int = Field(default=0, ge=0)
 
     @field_validator("cors_origins", "queues", mode="before")
     @classmethod

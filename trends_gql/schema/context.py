@@ -1,6 +1,6 @@
 """Per-request context of the resolvers."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -9,8 +9,6 @@ from trends_gql.auth import current_user
 from trends_gql.db import Database
 from trends_gql.models import User
 from trends_gql.settings import Settings
-
-_UNKNOWN: Any = object()
 
 
 @dataclass
@@ -21,14 +19,11 @@ class Context:
     settings: Settings
     request: Request
     response: Any = None
-    _user: User | None = field(default=_UNKNOWN, repr=False)
 
     async def user(self) -> User | None:
         """The signed-in user, looked up once per request."""
-        if self._user is _UNKNOWN:
-            self._user = await current_user(self.request, self.db)
-        return self._user
+        return await current_user(self.request, self.db)
 
     def set_user(self, user: User | None) -> None:
         """Record a login or logout made by this request."""
-        self._user = user
+        self.request.state.user = user

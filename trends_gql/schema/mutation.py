@@ -3,10 +3,11 @@
 from dataclasses import asdict
 from typing import Any, cast
 
+import anyio.to_thread
 import strawberry
 from strawberry.types import Info
 
-from trends_gql import auth, curation, queries
+from trends_gql import auth, cache, curation, queries
 from trends_gql.errors import BadUserInput
 from trends_gql.pagination import decode_id, encode_id
 from trends_gql.schema.context import Context
@@ -26,6 +27,11 @@ def _changes(patch: TrendPatch) -> dict[str, Any]:
             field = curation.api_name(name)
             raise BadUserInput(f"{field}: cannot be null", field=field)
     return changes
+
+
+async def _changed(info: Info[Context, None]) -> None:
+    # After the commit: the next read, in any process, misses the cache and sees the change.
+    await anyio.to_thread.run_sync(cache.invalidate, info.context.settings)
 
 
 async def _actor(info: Info[Context, None]) -> str:
@@ -52,6 +58,7 @@ class Mutation:
         row = await info.context.db.run(
             lambda s: queries.get_trend(s, curation.create_trend(s, raw, actor), ALL_COLUMNS)
         )
+        await _changed(info)
         return cast(Trend, row)
 
     @strawberry.mutation(permission_classes=STAFF, description="Staff: change some fields.")
@@ -64,10 +71,12 @@ class Mutation:
                 s, curation.update_trend(s, pk, changes, actor), ALL_COLUMNS
             )
         )
+        await _changed(info)
         return cast(Trend, row)
 
     @strawberry.mutation(permission_classes=STAFF, description="Staff: delete a trend.")
     async def delete_trend(self, info: Info[Context, None], id: strawberry.ID) -> strawberry.ID:
         pk, actor = decode_id(id), await _actor(info)
         await info.context.db.run(curation.delete_trend, pk, actor)
+        await _changed(info)
         return strawberry.ID(encode_id(pk))
