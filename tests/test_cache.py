@@ -1,0 +1,222 @@
+"""The response cache over HTTP: hits, misses, invalidation across processes, failures."""
+
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from conftest import (
+    SAMPLE,
+    TRENDS,
+    code,
+    load,
+    login,
+    make_user,
+    serve,
+    settings_env,
+    web_client,
+    with_settings,
+)
+
+from trends_gql import intake
+from trends_gql.app import create_app
+from trends_gql.cache import CACHE_HEADER, cacheable
+from trends_gql.db import Database
+from trends_gql.settings import Settings
+
+TOTAL = "{ trends { totalCount } }"
+CREATE = """mutation { createTrend(input: {megatrend: "AI", macrotrend: "Cached AI",
+  challengesAndResearchGaps: "Staleness"}) { id } }"""
+
+
+def ask(client: httpx.Client, query: str) -> tuple[dict[str, Any], str | None]:
+    """The body of a GraphQL answer and whether it came from the cache."""
+    response = client.post("/graphql", json={"query": query})
+    assert response.status_code == 200, response.text
+    return response.json(), response.headers.get(CACHE_HEADER)
+
+
+@pytest.fixture
+def settings(backend: Settings, db: Database, rate_namespace: str) -> Settings:
+    """Caching on, with a namespace and a Redis timeout for a busy test machine."""
+    return with_settings(backend, rate_limit_namespace=rate_namespace, cache_timeout=1.0)
+
+
+@pytest.fixture
+def web(settings: Settings) -> Iterator[httpx.Client]:
+    """An anonymous client of an app of these settings."""
+    with web_client(settings) as client:
+        yield client
+
+
+def test_a_repeated_query_is_a_hit_with_the_same_answer(
+    web: httpx.Client, db: Database, tmp_path: Path
+) -> None:
+    load(db, tmp_path, SAMPLE)
+    first, outcome = ask(web, TOTAL)
+    assert (first, outcome) == ({"data": {"trends": {"totalCount": 44}}}, "miss")
+    again, outcome = ask(web, TOTAL)
+    assert (again, outcome) == (first, "hit")
+    _other, outcome = ask(web, "{ trends(first: 1) { totalCount } }")
+    assert outcome == "miss"
+
+
+def test_errors_mutations_and_me_are_never_cached(web: httpx.Client) -> None:
+    for _ in range(2):
+        assert ask(web, '{ trend(id: "nope") { id } }')[1] == "miss"
+        assert ask(web, "{ me { email } }")[1] == "miss"
+        assert ask(web, "mutation { logout }")[1] == "miss"
+    assert not cacheable("{ me { email } }", None)
+    assert not cacheable("query A { trends { totalCount } } mutation B { logout }", "B")
+    assert cacheable("query A { trends { totalCount } } mutation B { logout }", "A")
+    assert not cacheable("{ ...F } fragment F on Query { me { email } }", None)
+
+
+def test_staff_are_neither_served_from_nor_stored_in_the_cache(
+    web: httpx.Client, settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    load(db, tmp_path, SAMPLE)
+    make_user(db, "staff@example.org", staff=True)
+    with web_client(settings) as staff:
+        login(staff, "staff@example.org")
+        for _ in range(2):
+            body, outcome = ask(staff, "{ trends { totalCount } importRuns { nodes { id } } }")
+            assert outcome == "bypass"
+            assert body["data"]["trends"]["totalCount"] == 44
+    body, outcome = ask(web, "{ trends { totalCount } importRuns { nodes { id } } }")
+    assert code(body) == "UNAUTHENTICATED"
+    assert outcome == "miss"
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def other_process(settings: Settings, tmp_path: Path) -> Iterator[str]:
+    """The same app in another process (`trends serve`), sharing the database and Redis."""
+    port = free_port()
+    process = subprocess.Popen(
+        [TRENDS, "serve", "--port", str(port)],
+        env=settings_env(settings),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{url}/healthz", timeout=1)
+            break
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline
+            assert process.poll() is None
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def test_a_write_is_seen_at_once_by_another_server_process(
+    web: httpx.Client, settings: Settings, db: Database, other_process: str, tmp_path: Path
+) -> None:
+    load(db, tmp_path, SAMPLE)
+    make_user(db, "staff@example.org", staff=True)
+    with httpx.Client(base_url=other_process) as reader:
+        assert ask(reader, TOTAL) == ({"data": {"trends": {"totalCount": 44}}}, "miss")
+        assert ask(reader, TOTAL)[1] == "hit"
+        with web_client(settings) as staff:
+            login(staff, "staff@example.org")
+            assert "errors" not in ask(staff, CREATE)[0]
+        assert ask(reader, TOTAL) == ({"data": {"trends": {"totalCount": 45}}}, "miss")
+
+
+def test_an_import_run_that_created_rows_invalidates(
+    web: httpx.Client, settings: Settings, db: Database
+) -> None:
+    assert ask(web, TOTAL)[0]["data"]["trends"]["totalCount"] == 0
+    assert ask(web, TOTAL)[1] == "hit"
+    intake.import_now(db, settings, SAMPLE)
+    assert ask(web, TOTAL) == ({"data": {"trends": {"totalCount": 44}}}, "miss")
+
+
+def test_concurrent_misses_compute_once(settings: Settings, db: Database, tmp_path: Path) -> None:
+    load(db, tmp_path, SAMPLE)
+    statements: list[str] = []
+    app = create_app(settings)
+    engine = app.state.db.engine
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM trend" in statement:
+            statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    query = "{ trends(first: 500) { totalCount nodes { id megatrend } } }"
+    outcomes: list[str | None] = []
+    with serve(app) as url:
+        barrier = threading.Barrier(8)
+
+        def fetch() -> None:
+            with httpx.Client(base_url=url, timeout=30) as c:
+                barrier.wait()
+                outcomes.append(ask(c, query)[1])
+
+        threads = [threading.Thread(target=fetch) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert sorted(outcomes) == ["hit"] * 7 + ["miss"]
+    assert len(statements) == 2  # the page and its count, once
+
+
+@pytest.mark.parametrize("where", ["closed port", "silent server"])
+def test_reads_answer_quickly_when_redis_is_unreachable(
+    settings: Settings, db: Database, tmp_path: Path, where: str
+) -> None:
+    load(db, tmp_path, SAMPLE)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # accepts connections (the kernel does) and never answers
+    port = silent.getsockname()[1] if where == "silent server" else 1
+    broken = with_settings(settings, redis_url=f"redis://127.0.0.1:{port}/0", cache_timeout=0.05)
+    try:
+        with web_client(broken) as client:
+            for _ in range(3):
+                started = time.monotonic()
+                body, outcome = ask(client, TOTAL)
+                assert time.monotonic() - started < 1.0
+                assert body == {"data": {"trends": {"totalCount": 44}}}
+                assert outcome in {"miss", "bypass"}
+            health = client.get("/healthz").json()
+            assert health["cache"].startswith("degraded")
+    finally:
+        silent.close()
+
+
+def test_entries_expire_after_the_ttl(settings: Settings, db: Database, tmp_path: Path) -> None:
+    load(db, tmp_path, SAMPLE)
+    with web_client(with_settings(settings, cache_ttl=1)) as client:
+        assert ask(client, TOTAL)[1] == "miss"
+        assert ask(client, TOTAL)[1] == "hit"
+        time.sleep(1.2)
+        assert ask(client, TOTAL)[1] == "miss"
+
+
+def test_a_ttl_of_zero_turns_the_cache_off(settings: Settings) -> None:
+    with web_client(with_settings(settings, cache_ttl=0)) as client:
+        for _ in range(2):
+            body, outcome = ask(client, TOTAL)
+            assert outcome is None
+            assert body == {"data": {"trends": {"totalCount": 0}}}
+        assert client.get("/healthz").json()["cache"] == "off"
