@@ -26,8 +26,8 @@ from conftest import (
 
 from trends_gql import intake
 from trends_gql.app import create_app
-from trends_gql.cache import CACHE_HEADER, cacheable
 from trends_gql.db import Database
+from trends_gql.schema.caching import CACHE_HEADER, cacheable
 from trends_gql.settings import Settings
 
 TOTAL = "{ trends { totalCount } }"

@@ -18,12 +18,13 @@ from starlette.routing import Route
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from trends_gql.cache import CachedResponses, ResponseCache
+from trends_gql.cache import ResponseCache
 from trends_gql.db import Database
 from trends_gql.downloads import download_export
 from trends_gql.protection import JSONRefusals, protection_middleware
 from trends_gql.ratelimit import RateLimiter
 from trends_gql.schema import Context, build_schema
+from trends_gql.schema.caching import CachedResponses
 from trends_gql.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)

@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     cache_ttl: int = Field(default=120, ge=0)
     # Prefix of the cache's Redis keys: one per database when deployments share a Redis.
     cache_namespace: str = "trends"
-    cache_timeout: float = Field(default=0.05, gt=0)
+    cache_timeout: float = Field(default=0.1, gt=0)
     cache_retry_seconds: float = Field(default=10, ge=0)
     queues: Annotated[list[str], NoDecode] = ["trends"]
     job_timeout: int = Field(default=3600, ge=1)
