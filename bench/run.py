@@ -292,15 +292,14 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextlib.contextmanager
-def server(work: Path, **env: str) -> Iterator[str]:
-    """`trends serve` on a free port with `env`; yields its base URL, stops it on the way out."""
+def server(log: Path, **env: str) -> Iterator[str]:
+    """`trends serve` on a free port with `env`, output to `log`; yields its base URL."""
     port = free_port()
-    log = work / "server.log"
-    cmd = ["trends", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [str(BIN / "trends"), "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as out:
         # Its own session: Ctrl-C reaches us only, and we stop the server and its workers.
         process = subprocess.Popen(
-            [str(BIN / cmd[0]), *cmd[1:], "--workers", str(SERVER_WORKERS)],
+            [*cmd, "--workers", str(SERVER_WORKERS)],
             cwd=ROOT,
             env=app_env(**env),
             stdout=out,
@@ -313,6 +312,14 @@ def server(work: Path, **env: str) -> Iterator[str]:
         yield base
     finally:
         stop(process)
+
+
+def warnings_in(log: Path) -> list[str]:
+    """The server's warnings and errors: what may explain odd figures."""
+    levels = ("WARNING", "ERROR", "CRITICAL")
+    return [
+        line for line in log.read_text(errors="replace").splitlines() if line.startswith(levels)
+    ]
 
 
 def fetch(base: str, workload: Workload) -> httpx.Response:
@@ -345,7 +352,7 @@ def probe(work: Path) -> tuple[int, str, int]:
     """Size of L1's answer, the first trend's id and L2's row count, from a first server."""
     l1 = Workload("L1", "", "/graphql", L1_QUERY)
     l2 = Workload("L2", "", "/graphql", L2_QUERY)
-    with server(work, CACHE_TTL="0") as base:
+    with server(work / "server-probe.log", CACHE_TTL="0") as base:
         response = fetch(base, l1)
         nodes = response.json()["data"]["trends"]["nodes"]
         ai_rows = len(fetch(base, l2).json()["data"]["trends"]["nodes"])
@@ -386,7 +393,7 @@ def measure(base: str, workload: Workload, cache: str, round_: int, work: Path) 
     figures = wrk(base, workload, SECONDS, work)
     seconds = figures["duration_us"] / 1e6
     errors = {k: int(figures[k]) for k in ("connect", "read", "write", "status", "timeout")}
-    result = HttpResult(
+    return HttpResult(
         workload=workload.name,
         label=workload.label,
         cache=cache,
@@ -400,7 +407,6 @@ def measure(base: str, workload: Workload, cache: str, round_: int, work: Path) 
         errors=errors,
         cache_header=response.headers.get("x-trends-cache"),
     )
-    return result
 
 
 def bench_http(work: Path) -> tuple[list[HttpResult], dict[str, Any]]:
@@ -411,11 +417,13 @@ def bench_http(work: Path) -> tuple[list[HttpResult], dict[str, Any]]:
     print(run([str(BIN / "trends"), "import", str(generate(HTTP_ROWS, work))]).strip())
     body_bytes, trend_id, ai_rows = probe(work)
     results: list[HttpResult] = []
+    warnings: dict[str, list[str]] = {}
     for cache, rounds in ROUNDS.items():
         flush_redis()  # every server starts with an empty cache
         ttl = str(cache_ttl_on() if cache == "on" else 0)
         route = {"BENCH_ROUTE": "1", "BENCH_BODY_BYTES": str(body_bytes)}
-        with server(work, CACHE_TTL=ttl, **route) as base:
+        log = work / f"server-cache-{cache}.log"
+        with server(log, CACHE_TTL=ttl, **route) as base:
             for round_ in range(1, rounds + 1):
                 ceiling = 0.0
                 for workload in workloads(trend_id):  # L0 first: the others' ceiling
@@ -424,7 +432,17 @@ def bench_http(work: Path) -> tuple[list[HttpResult], dict[str, Any]]:
                     result.ratio_to_l0 = round(result.requests_per_s / ceiling, 3)
                     print(f"  {http_row(result)}", flush=True)
                     results.append(result)
-    data = {"rows": HTTP_ROWS, "ai_rows": ai_rows, "l1_bytes": body_bytes, "trend_id": trend_id}
+        warnings[cache] = warnings_in(log)
+        print(f"  server log, cache {cache}: {len(warnings[cache])} warnings or errors", flush=True)
+        for line in warnings[cache][:5]:
+            print(f"    {line}")
+    data = {
+        "rows": HTTP_ROWS,
+        "ai_rows": ai_rows,
+        "l1_bytes": body_bytes,
+        "trend_id": trend_id,
+        "server_warnings": warnings,
+    }
     return results, data
 
 

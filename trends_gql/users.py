@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import logging
 import re
+from functools import cache
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -20,8 +21,13 @@ PASSWORD_MIN = 8
 PASSWORD_MAX = 1024  # argon2 hashes anything, but a megabyte password is an attack, not a password
 _EMAIL = re.compile(r"[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+")
 _hasher = PasswordHasher()
-# Verified against when the email is unknown, so both failures take the same time.
-_DUMMY_HASH = _hasher.hash("not the password of anyone")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown, so both failures take the same time."""
+    # Made on first use: hashing costs 64 MiB and 90 ms, which commands that never log in skip.
+    return _hasher.hash("not the password of anyone")
 
 
 def normalise_email(email: str) -> str:
@@ -109,7 +115,7 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     """The active user with these credentials (recording the login), or None."""
     user = get_user_by_email(session, email)
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None or not user.is_active:
