@@ -67,18 +67,6 @@ def create_export_run(
     return run
 
 
-def set_job(session: Session, run_id: int, job_id: str) -> None:
-    """Remember the RQ job that carries out a run."""
-    session.execute(sa.update(ExportRun).where(R.id == run_id).values(job_id=job_id))
-    session.commit()
-
-
-def delete_export_run(session: Session, run_id: int) -> None:
-    """Forget a run that never got queued."""
-    session.execute(sa.delete(ExportRun).where(R.id == run_id))
-    session.commit()
-
-
 def request_export(
     db: Database,
     settings: Settings,
@@ -87,14 +75,9 @@ def request_export(
     triggered_by: str,
 ) -> ExportRun:
     """Record an export and queue its job; on ServiceUnavailable no run is left behind."""
-    run = db.call(create_export_run, fmt, trend_filter, triggered_by)
-    try:
-        job = queue.enqueue(settings, EXPORT_JOB, run.id)
-    except BaseException:
-        db.call(delete_export_run, run.id)
-        raise
-    db.call(set_job, run.id, job.id)
-    run.job_id = job.id
+    run = queue.enqueue_run(
+        db, settings, db.call(create_export_run, fmt, trend_filter, triggered_by), EXPORT_JOB
+    )
     log.info("queued export run %d (%s) for %s", run.id, fmt.value, triggered_by)
     return run
 

@@ -24,18 +24,6 @@ IMPORT_JOB = "jobs.imports.import_run_job"
 SCHEDULER = "scheduler"
 
 
-def queue_run(db: Database, settings: Settings, run: ImportRun) -> ImportRun:
-    """Enqueue a recorded run; on ServiceUnavailable the run is forgotten and re-raised."""
-    try:
-        job = queue.enqueue(settings, IMPORT_JOB, run.id)
-    except Exception:
-        db.call(runs.delete_run, run.id)
-        raise
-    db.call(runs.set_job, run.id, job.id)
-    run.job_id = job.id
-    return run
-
-
 async def upload(
     db: Database,
     settings: Settings,
@@ -58,7 +46,7 @@ async def upload(
                 dry_run=dry_run,
             )
         )
-        return await anyio.to_thread.run_sync(queue_run, db, settings, run)
+        return await anyio.to_thread.run_sync(queue.enqueue_run, db, settings, run, IMPORT_JOB)
     except BaseException:
         stored.path.unlink(missing_ok=True)
         raise
@@ -83,7 +71,7 @@ def scan(db: Database, settings: Settings, triggered_by: str = SCHEDULER) -> lis
             )
         )
         try:
-            queued.append(queue_run(db, settings, run))
+            queued.append(queue.enqueue_run(db, settings, run, IMPORT_JOB))
         except Exception:
             media.release(claimed, settings.media_dir, path.name)
             raise

@@ -3,17 +3,21 @@
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
+import sqlalchemy as sa
 from rq import Queue, Worker
 from rq.job import Job
+from sqlalchemy.orm import Session
 
+from trends_gql.db import Database
 from trends_gql.errors import ServiceUnavailable
 from trends_gql.settings import Settings
 
 log = logging.getLogger(__name__)
 
+R = TypeVar("R")
 RESULT_TTL = 7 * 24 * 3600  # run tables keep the history; RQ only needs results for a while
 
 
@@ -47,6 +51,32 @@ def enqueue(settings: Settings, func: Callable[..., Any], *args: Any, **options:
         raise ServiceUnavailable(
             "the job queue is unavailable: try again later", reason=str(exc)
         ) from None
+
+
+def _set_job(session: Session, model: type[Any], run_id: int, job_id: str) -> None:
+    session.execute(sa.update(model).where(model.id == run_id).values(job_id=job_id))
+    session.commit()
+
+
+def _forget(session: Session, model: type[Any], run_id: int) -> None:
+    session.execute(sa.delete(model).where(model.id == run_id))
+    session.commit()
+
+
+def enqueue_run(db: Database, settings: Settings, run: R, job: str) -> R:
+    """Queue `job(run.id)` for a recorded run; if that fails the run is forgotten, then re-raised.
+
+    So a caller never leaves a QUEUED run that no job will carry out.
+    """
+    model = type(run)
+    try:
+        queued = enqueue(settings, job, run.id)
+    except Exception:
+        db.call(_forget, model, run.id)
+        raise
+    db.call(_set_job, model, run.id, queued.id)
+    run.job_id = queued.id
+    return run
 
 
 def wait_for_redis(settings: Settings, max_delay: float = 10.0) -> None:

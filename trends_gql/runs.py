@@ -47,18 +47,6 @@ def create_import_run(
     return run
 
 
-def set_job(session: Session, run_id: int, job_id: str) -> None:
-    """Remember the RQ job that carries out a run."""
-    session.execute(sa.update(ImportRun).where(R.id == run_id).values(job_id=job_id))
-    session.commit()
-
-
-def delete_run(session: Session, run_id: int) -> None:
-    """Forget a run that never got queued."""
-    session.execute(sa.delete(ImportRun).where(R.id == run_id))
-    session.commit()
-
-
 def get_import_run(session: Session, run_id: int) -> ImportRun | None:
     """One run, or None."""
     return session.get(ImportRun, run_id)

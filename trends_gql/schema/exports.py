@@ -8,10 +8,10 @@ import strawberry
 from strawberry.types import Info
 
 from trends_gql import exports, models
-from trends_gql.pagination import RecordPage, check_first, decode_id, encode_id
+from trends_gql.pagination import check_first, decode_id, encode_id
 from trends_gql.schema.context import Context
 from trends_gql.schema.mutation import STAFF
-from trends_gql.schema.types import PageInfo, TrendFilter
+from trends_gql.schema.types import Connection, TrendFilter
 
 ExportFormat = strawberry.enum(models.ExportFormat)
 RunStatus = strawberry.enum(models.RunStatus)
@@ -46,38 +46,14 @@ class ExportRun:
 
 
 @strawberry.type
-class ExportRunEdge:
-    cursor: str
-    node: ExportRun
-
-
-@strawberry.type
-class ExportRunConnection:
-    page: strawberry.Private[RecordPage[models.ExportRun]]
-
-    @strawberry.field
-    def edges(self) -> list[ExportRunEdge]:
-        pairs = zip(self.page.cursors, self.page.records, strict=True)
-        return [ExportRunEdge(cursor=c, node=cast(ExportRun, r)) for c, r in pairs]
-
-    @strawberry.field
-    def nodes(self) -> list[ExportRun]:
-        return cast(list[ExportRun], self.page.records)
-
-    @strawberry.field
-    def page_info(self) -> PageInfo:
-        return PageInfo.of(self.page.cursors, self.page.has_next, self.page.has_previous)
-
-
-@strawberry.type
 class ExportQuery:
     @strawberry.field(permission_classes=STAFF, description="Staff: export runs, newest first.")
     async def export_runs(
         self, info: Info[Context, None], first: int | None = 20, after: str | None = None
-    ) -> ExportRunConnection:
+    ) -> Connection[ExportRun]:
         first = check_first(first, info.context.settings.max_page_size)
         page = await info.context.db.run(exports.list_export_runs, first, after)
-        return ExportRunConnection(page=page)
+        return Connection[ExportRun](page=page)
 
     @strawberry.field(permission_classes=STAFF, description="Staff: one export run.")
     async def export_run(self, info: Info[Context, None], id: strawberry.ID) -> ExportRun | None:

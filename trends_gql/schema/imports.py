@@ -10,10 +10,10 @@ from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
 from trends_gql import intake, models, runs
-from trends_gql.pagination import RecordPage, check_first, decode_id, encode_id
+from trends_gql.pagination import check_first, decode_id, encode_id
 from trends_gql.schema.context import Context
 from trends_gql.schema.mutation import STAFF
-from trends_gql.schema.types import PageInfo
+from trends_gql.schema.types import Connection
 
 RunSource = strawberry.enum(models.RunSource)
 RunStatus = strawberry.enum(models.RunStatus)
@@ -54,38 +54,14 @@ class ImportRun:
 
 
 @strawberry.type
-class ImportRunEdge:
-    cursor: str
-    node: ImportRun
-
-
-@strawberry.type
-class ImportRunConnection:
-    page: strawberry.Private[RecordPage[models.ImportRun]]
-
-    @strawberry.field
-    def edges(self) -> list[ImportRunEdge]:
-        pairs = zip(self.page.cursors, self.page.records, strict=True)
-        return [ImportRunEdge(cursor=c, node=cast(ImportRun, r)) for c, r in pairs]
-
-    @strawberry.field
-    def nodes(self) -> list[ImportRun]:
-        return cast(list[ImportRun], self.page.records)
-
-    @strawberry.field
-    def page_info(self) -> PageInfo:
-        return PageInfo.of(self.page.cursors, self.page.has_next, self.page.has_previous)
-
-
-@strawberry.type
 class ImportQuery:
     @strawberry.field(permission_classes=STAFF, description="Staff: import runs, newest first.")
     async def import_runs(
         self, info: Info[Context, None], first: int | None = 20, after: str | None = None
-    ) -> ImportRunConnection:
+    ) -> Connection[ImportRun]:
         first = check_first(first, info.context.settings.max_page_size)
         page = await info.context.db.run(runs.list_import_runs, first, after)
-        return ImportRunConnection(page=page)
+        return Connection[ImportRun](page=page)
 
     @strawberry.field(permission_classes=STAFF, description="Staff: one import run.")
     async def import_run(self, info: Info[Context, None], id: strawberry.ID) -> ImportRun | None:

@@ -1,12 +1,13 @@
 """Strawberry types of the public read API."""
 
 from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 import strawberry
 from strawberry.utils.str_converters import to_camel_case
 
 from trends_gql import models, queries
-from trends_gql.pagination import encode_id
+from trends_gql.pagination import RecordPage, encode_id
 
 TechnologyReadinessLevel = strawberry.enum(models.TechnologyReadinessLevel)
 ImpactStrength = strawberry.enum(models.ImpactStrength)
@@ -208,3 +209,30 @@ class TrendPatch:
     steepl: Steepl | None = strawberry.UNSET
     relevant_industries: str | None = strawberry.UNSET
     real_world_application_and_use_cases: str | None = strawberry.UNSET
+
+
+N = TypeVar("N")
+
+
+@strawberry.type
+class Edge(Generic[N]):
+    cursor: str
+    node: N
+
+
+@strawberry.type(description="A page of records, newest first.")
+class Connection(Generic[N]):
+    page: strawberry.Private[RecordPage[Any]]
+
+    @strawberry.field
+    def edges(self) -> list[Edge[N]]:
+        pairs = zip(self.page.cursors, self.page.records, strict=True)
+        return [Edge(cursor=c, node=r) for c, r in pairs]
+
+    @strawberry.field
+    def nodes(self) -> list[N]:
+        return self.page.records
+
+    @strawberry.field
+    def page_info(self) -> PageInfo:
+        return PageInfo.of(self.page.cursors, self.page.has_next, self.page.has_previous)
