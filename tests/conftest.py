@@ -30,7 +30,7 @@ from trends_gql.cli import migrate
 from trends_gql.csvio import HEADERS
 from trends_gql.db import Database
 from trends_gql.ingest import ImportReport, import_trends
-from trends_gql.settings import Settings
+from trends_gql.settings import Settings, get_settings
 
 DATA = Path(__file__).parent / "data"
 SAMPLE = DATA / "trends_sample.csv"
@@ -357,6 +357,21 @@ def jobs_settings(
     )
     yield settings
     delete_queue_keys(name)
+
+
+@pytest.fixture
+def job_env(jobs_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """The test's job settings, also in this process's environment, where jobs read them."""
+    for name, value in (
+        ("DATABASE_URL", jobs_settings.database_url),
+        ("REDIS_URL", jobs_settings.redis_url),
+        ("BACKUP_DIR", str(jobs_settings.backup_dir)),
+        ("QUEUES", ",".join(jobs_settings.queues)),
+    ):
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield jobs_settings
+    get_settings.cache_clear()
 
 
 def work(settings: Settings, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 import sqlalchemy as sa
-from conftest import SAMPLE, delete_queue_keys, load, other_database, trend_row, work
+from conftest import SAMPLE, load, other_database, trend_row, work
 
 from trends_gql import backups, curation, queue
 from trends_gql.backups import BackupError, create_backup, list_backups, prune_backups
@@ -24,22 +24,6 @@ def _rows(db: Database) -> list[dict[str, Any]]:
     with db.engine.connect() as conn:
         stmt = sa.select(TREND_TABLE).order_by(TREND_TABLE.c.id)
         return [dict(row) for row in conn.execute(stmt).mappings()]
-
-
-@pytest.fixture
-def configured(jobs_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """The test's settings, also in the environment the job and the CLI read them from."""
-    for name, value in (
-        ("DATABASE_URL", jobs_settings.database_url),
-        ("REDIS_URL", jobs_settings.redis_url),
-        ("BACKUP_DIR", str(jobs_settings.backup_dir)),
-        ("QUEUES", ",".join(jobs_settings.queues)),
-    ):
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    yield jobs_settings
-    get_settings.cache_clear()
-    delete_queue_keys(jobs_settings.queues[0])
 
 
 @pytest.fixture
@@ -83,16 +67,16 @@ def _restore_cli(db: Database, path: Path, monkeypatch: pytest.MonkeyPatch) -> i
 def test_the_job_backs_up_on_a_worker_and_restore_gives_identical_rows(
     filled: Database,
     empty: Database,
-    configured: Settings,
+    job_env: Settings,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     original = _rows(filled)
     assert len(original) == 44
     assert any(r["updated_at"] != r["uploaded_at"] for r in original)
-    queue.enqueue(configured, "jobs.backups.backup_database")
-    work(configured)
-    (path,) = list_backups(configured)
+    queue.enqueue(job_env, "jobs.backups.backup_database")
+    work(job_env)
+    (path,) = list_backups(job_env)
     assert backups.NAME.fullmatch(path.name)
 
     assert _restore_cli(empty, path, monkeypatch) == 0
@@ -105,10 +89,10 @@ def test_the_job_backs_up_on_a_worker_and_restore_gives_identical_rows(
 
 
 def test_the_backup_file_is_one_json_document_with_a_header(
-    filled: Database, configured: Settings
+    filled: Database, job_env: Settings
 ) -> None:
     before = datetime.now(UTC)
-    path = filled.call(create_backup, configured)
+    path = filled.call(create_backup, job_env)
     document = orjson.loads(path.read_bytes())
     assert set(document) == {"format", "version", "created_at", "count", "trends"}
     assert (document["format"], document["version"], document["count"]) == ("trends-backup", 1, 44)
@@ -119,13 +103,13 @@ def test_the_backup_file_is_one_json_document_with_a_header(
     first = document["trends"][0]
     assert first["fingerprint"] == rows[0]["fingerprint"].hex()
     assert datetime.fromisoformat(first["updated_at"]) == rows[0]["updated_at"]
-    assert not list(configured.backup_dir.glob(".*"))  # no temporary file left
+    assert not list(job_env.backup_dir.glob(".*"))  # no temporary file left
 
 
 def test_an_empty_database_backs_up_and_restores(
-    db: Database, empty: Database, configured: Settings
+    db: Database, empty: Database, job_env: Settings
 ) -> None:
-    path = db.call(create_backup, configured)
+    path = db.call(create_backup, job_env)
     assert orjson.loads(path.read_bytes())["count"] == 0
     assert empty.call(backups.restore_backup, path) == 0
     assert _rows(empty) == []
@@ -133,12 +117,12 @@ def test_an_empty_database_backs_up_and_restores(
 
 def test_restore_refuses_a_database_that_holds_trends(
     filled: Database,
-    configured: Settings,
+    job_env: Settings,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     before = _rows(filled)
-    path = filled.call(create_backup, configured)
+    path = filled.call(create_backup, job_env)
     assert _restore_cli(filled, path, monkeypatch) == 1
     err = capsys.readouterr().err
     assert "the database already holds trends: restore needs an empty one" in err
@@ -218,12 +202,12 @@ CORRUPTIONS = [
 def test_restore_refuses_a_corrupt_file_and_writes_nothing(
     filled: Database,
     empty: Database,
-    configured: Settings,
+    job_env: Settings,
     tmp_path: Path,
     corrupt: Any,
     message: str,
 ) -> None:
-    good = filled.call(create_backup, configured)
+    good = filled.call(create_backup, job_env)
     bad = tmp_path / "bad.json"
     bad.write_bytes(b"".join(corrupt(_lines(good))))
     with pytest.raises(BackupError, match=message):
@@ -254,8 +238,8 @@ def _touch(folder: Path, *names: str) -> None:
         (folder / name).write_text("{}")
 
 
-def test_pruning_keeps_the_newest_backups_and_no_other_file(configured: Settings) -> None:
-    folder = configured.backup_dir
+def test_pruning_keeps_the_newest_backups_and_no_other_file(job_env: Settings) -> None:
+    folder = job_env.backup_dir
     backups_by_age = [
         "trends_backup_20251231T235959Z.json",
         "trends_backup_20260101T000000Z.json",
@@ -272,7 +256,7 @@ def test_pruning_keeps_the_newest_backups_and_no_other_file(configured: Settings
     ]
     _touch(folder, *reversed(backups_by_age), *others)
     (folder / "exports").mkdir()
-    settings = configured.model_copy(update={"backup_keep": 3})
+    settings = job_env.model_copy(update={"backup_keep": 3})
     assert [p.name for p in list_backups(settings)] == backups_by_age
     deleted = prune_backups(settings)
     assert [p.name for p in deleted] == backups_by_age[:3]
@@ -283,31 +267,31 @@ def test_pruning_keeps_the_newest_backups_and_no_other_file(configured: Settings
 
 
 def test_names_are_unique_within_one_second(
-    db: Database, configured: Settings, monkeypatch: pytest.MonkeyPatch
+    db: Database, job_env: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     moment = datetime(2026, 11, 27, 15, 30, 12, 345678, tzinfo=UTC)
     monkeypatch.setattr(backups, "utcnow", lambda: moment)
-    paths = [db.call(create_backup, configured) for _ in range(3)]
+    paths = [db.call(create_backup, job_env) for _ in range(3)]
     assert [p.name for p in paths] == [
         "trends_backup_20261127T153012Z.json",
         "trends_backup_20261127T153012Z_1.json",
         "trends_backup_20261127T153012Z_2.json",
     ]
-    assert list_backups(configured) == paths
+    assert list_backups(job_env) == paths
 
 
 def test_backup_command_prints_the_path_and_prunes(
     filled: Database,
-    configured: Settings,
+    job_env: Settings,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _touch(configured.backup_dir, "trends_backup_20200101T000000Z.json", "keep.txt")
+    _touch(job_env.backup_dir, "trends_backup_20200101T000000Z.json", "keep.txt")
     monkeypatch.setenv("BACKUP_KEEP", "1")
     get_settings.cache_clear()
     assert main(["backup"]) == 0
     path = Path(capsys.readouterr().out.strip())
-    assert path.parent == configured.backup_dir
-    assert list_backups(configured) == [path]
+    assert path.parent == job_env.backup_dir
+    assert list_backups(job_env) == [path]
     assert orjson.loads(path.read_bytes())["count"] == 44
-    assert (configured.backup_dir / "keep.txt").exists()
+    assert (job_env.backup_dir / "keep.txt").exists()

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from conftest import (
     SAMPLE,
     code,
-    delete_queue_keys,
     load,
     login,
     make_user,
@@ -28,7 +27,7 @@ from trends_gql.ingest import export_trends
 from trends_gql.models import ExportFormat, ExportRun, RunStatus, Steepl
 from trends_gql.pagination import encode_id
 from trends_gql.queries import TrendFilter, count_trends
-from trends_gql.settings import Settings, get_settings
+from trends_gql.settings import Settings
 
 STAFF_EMAIL = "staff@example.org"
 RUN_FIELDS = """id format status rowCount message triggeredBy createdAt startedAt finishedAt
@@ -47,24 +46,8 @@ RUNS = """query($first: Int, $after: String) {
 
 
 @pytest.fixture
-def queued(jobs_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """The test's settings, also in the environment the job functions read them from."""
-    for name, value in (
-        ("DATABASE_URL", jobs_settings.database_url),
-        ("REDIS_URL", jobs_settings.redis_url),
-        ("BACKUP_DIR", str(jobs_settings.backup_dir)),
-        ("QUEUES", ",".join(jobs_settings.queues)),
-    ):
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    yield jobs_settings
-    get_settings.cache_clear()
-    delete_queue_keys(jobs_settings.queues[0])
-
-
-@pytest.fixture
-def web(queued: Settings) -> Iterator[httpx.Client]:
-    with web_client(queued) as client:
+def web(job_env: Settings) -> Iterator[httpx.Client]:
+    with web_client(job_env) as client:
         yield client
 
 
@@ -102,10 +85,10 @@ def _export_and_work(
 
 
 def test_csv_export_runs_on_a_worker_and_downloads_as_a_reimportable_file(
-    staff: httpx.Client, db: Database, queued: Settings, tmp_path: Path
+    staff: httpx.Client, db: Database, job_env: Settings, tmp_path: Path
 ) -> None:
     load(db, tmp_path, SAMPLE)
-    before, run = _export_and_work(staff, queued)
+    before, run = _export_and_work(staff, job_env)
     assert (before["status"], before["format"], before["triggeredBy"]) == (
         "QUEUED",
         "CSV",
@@ -123,7 +106,7 @@ def test_csv_export_runs_on_a_worker_and_downloads_as_a_reimportable_file(
     assert disposition.startswith('attachment; filename="trends_export_')
     assert disposition.endswith('.csv"')
     assert response.content == _fresh(db, tmp_path / "fresh.csv", "csv")
-    (stored,) = (queued.backup_dir / "exports").iterdir()
+    (stored,) = (job_env.backup_dir / "exports").iterdir()
     assert f'filename="{stored.name}"' in disposition
 
     report = load(db, tmp_path, response.content)
@@ -131,14 +114,14 @@ def test_csv_export_runs_on_a_worker_and_downloads_as_a_reimportable_file(
 
 
 def test_json_export_honours_the_filter(
-    staff: httpx.Client, db: Database, queued: Settings, tmp_path: Path
+    staff: httpx.Client, db: Database, job_env: Settings, tmp_path: Path
 ) -> None:
     load(db, tmp_path, SAMPLE)
     wanted = TrendFilter(megatrend="ai", steepl=Steepl.T)
     expected = db.call(count_trends, wanted)
     assert 0 < expected < 44
     _, run = _export_and_work(
-        staff, queued, format="JSON", filter={"megatrend": "ai", "steepl": "T"}
+        staff, job_env, format="JSON", filter={"megatrend": "ai", "steepl": "T"}
     )
     assert (run["format"], run["status"], run["rowCount"]) == ("JSON", "SUCCEEDED", expected)
     (stored,) = _runs(db)
@@ -154,10 +137,10 @@ def test_json_export_honours_the_filter(
 
 
 def test_an_empty_filter_exports_everything(
-    staff: httpx.Client, db: Database, queued: Settings, tmp_path: Path
+    staff: httpx.Client, db: Database, job_env: Settings, tmp_path: Path
 ) -> None:
     load(db, tmp_path, SAMPLE)
-    _, run = _export_and_work(staff, queued, format=None, filter={})
+    _, run = _export_and_work(staff, job_env, format=None, filter={})
     assert (run["format"], run["rowCount"]) == ("CSV", 44)
     assert _runs(db)[0].filter is None
 
@@ -171,10 +154,10 @@ def test_a_bad_filter_is_refused_before_anything_is_queued(
 
 
 def test_redis_down_answers_service_unavailable_and_leaves_no_run(
-    queued: Settings, db: Database
+    job_env: Settings, db: Database
 ) -> None:
     make_user(db, STAFF_EMAIL, staff=True)
-    with web_client(with_settings(queued, redis_url="redis://127.0.0.1:1/15")) as client:
+    with web_client(with_settings(job_env, redis_url="redis://127.0.0.1:1/15")) as client:
         login(client, STAFF_EMAIL)
         body = post(client, EXPORT, format="JSON")
     assert body["data"] is None
@@ -183,24 +166,24 @@ def test_redis_down_answers_service_unavailable_and_leaves_no_run(
 
 
 def test_a_job_that_cannot_write_fails_the_run(
-    staff: httpx.Client, db: Database, queued: Settings, tmp_path: Path
+    staff: httpx.Client, db: Database, job_env: Settings, tmp_path: Path
 ) -> None:
     load(db, tmp_path, SAMPLE)
-    queued.backup_dir.mkdir(parents=True)
-    (queued.backup_dir / "exports").write_text("a file where the folder should be")
-    _, run = _export_and_work(staff, queued)
+    job_env.backup_dir.mkdir(parents=True)
+    (job_env.backup_dir / "exports").write_text("a file where the folder should be")
+    _, run = _export_and_work(staff, job_env)
     assert run["status"] == "FAILED"
     assert run["message"].startswith("cannot write the file: ")
     assert (run["rowCount"], run["downloadUrl"]) == (None, None)
     assert staff.get(f"/exports/{run['id']}").status_code == 404
 
 
-def test_the_job_leaves_a_finished_run_alone(db: Database, queued: Settings) -> None:
-    run_id = _finished(db, queued)
-    (path,) = (queued.backup_dir / "exports").iterdir()
+def test_the_job_leaves_a_finished_run_alone(db: Database, job_env: Settings) -> None:
+    run_id = _finished(db, job_env)
+    (path,) = (job_env.backup_dir / "exports").iterdir()
     result = export_job(run_id)
     assert (result["status"], result["rows"], result["path"]) == ("SUCCEEDED", 0, str(path))
-    assert list((queued.backup_dir / "exports").iterdir()) == [path]
+    assert list((job_env.backup_dir / "exports").iterdir()) == [path]
 
 
 ANONYMOUS_CALLS = [
@@ -226,9 +209,9 @@ def test_graphql_fields_are_for_staff_only(
 
 
 def test_downloads_are_for_staff_sessions_only(
-    web: httpx.Client, db: Database, queued: Settings
+    web: httpx.Client, db: Database, job_env: Settings
 ) -> None:
-    url = f"/exports/{encode_id(_finished(db, queued), 'ExportRun')}"
+    url = f"/exports/{encode_id(_finished(db, job_env), 'ExportRun')}"
     response = web.get(url)
     assert response.status_code == 401
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
@@ -245,9 +228,9 @@ def test_downloads_are_for_staff_sessions_only(
 
 
 def test_unknown_unfinished_and_vanished_exports_are_not_found(
-    staff: httpx.Client, db: Database, queued: Settings
+    staff: httpx.Client, db: Database, job_env: Settings
 ) -> None:
-    done = _finished(db, queued)
+    done = _finished(db, job_env)
     waiting = db.call(exports.create_export_run, ExportFormat.CSV, None, STAFF_EMAIL)
     assert waiting.id is not None
     for public_id in (
@@ -261,7 +244,7 @@ def test_unknown_unfinished_and_vanished_exports_are_not_found(
         assert response.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     url = f"/exports/{encode_id(done, 'ExportRun')}"
     assert staff.get(url).status_code == 200
-    for path in (queued.backup_dir / "exports").iterdir():
+    for path in (job_env.backup_dir / "exports").iterdir():
         path.unlink()
     assert staff.get(url).status_code == 404
 
@@ -297,8 +280,8 @@ def test_export_runs_come_newest_first_in_pages(staff: httpx.Client, db: Databas
     assert code(post(staff, RUNS, after="garbage")) == "BAD_USER_INPUT"
 
 
-def test_export_run_by_id(staff: httpx.Client, db: Database, queued: Settings) -> None:
-    done = _finished(db, queued, ExportFormat.JSON)
+def test_export_run_by_id(staff: httpx.Client, db: Database, job_env: Settings) -> None:
+    done = _finished(db, job_env, ExportFormat.JSON)
     public_id = encode_id(done, "ExportRun")
     run = post(staff, RUN, id=public_id)["data"]["exportRun"]
     assert run["id"] == public_id

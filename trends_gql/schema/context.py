@@ -24,6 +24,12 @@ class Context:
         """The signed-in user, looked up once per request."""
         return await current_user(self.request, self.db)
 
+    async def staff_email(self) -> str:
+        """The email of the staff member making the request (IsStaff has checked it)."""
+        user = await self.user()
+        assert user is not None, "IsStaff ran first"
+        return user.email
+
     def set_user(self, user: User | None) -> None:
         """Record a login or logout made by this request."""
         self.request.state.user = user

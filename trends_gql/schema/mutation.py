@@ -34,12 +34,6 @@ async def _changed(info: Info[Context, None]) -> None:
     await anyio.to_thread.run_sync(cache.invalidate, info.context.settings)
 
 
-async def _actor(info: Info[Context, None]) -> str:
-    user = await info.context.user()
-    assert user is not None, "IsStaff ran first"
-    return user.email
-
-
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Sign in: opens a cookie session.")
@@ -53,7 +47,7 @@ class Mutation:
 
     @strawberry.mutation(permission_classes=STAFF, description="Staff: add a trend.")
     async def create_trend(self, info: Info[Context, None], input: TrendInput) -> Trend:
-        actor = await _actor(info)
+        actor = await info.context.staff_email()
         raw = asdict(input)
         row = await info.context.db.run(
             lambda s: queries.get_trend(s, curation.create_trend(s, raw, actor), ALL_COLUMNS)
@@ -65,7 +59,7 @@ class Mutation:
     async def update_trend(
         self, info: Info[Context, None], id: strawberry.ID, input: TrendPatch
     ) -> Trend:
-        pk, changes, actor = decode_id(id), _changes(input), await _actor(info)
+        pk, changes, actor = decode_id(id), _changes(input), await info.context.staff_email()
         row = await info.context.db.run(
             lambda s: queries.get_trend(
                 s, curation.update_trend(s, pk, changes, actor), ALL_COLUMNS
@@ -76,7 +70,7 @@ class Mutation:
 
     @strawberry.mutation(permission_classes=STAFF, description="Staff: delete a trend.")
     async def delete_trend(self, info: Info[Context, None], id: strawberry.ID) -> strawberry.ID:
-        pk, actor = decode_id(id), await _actor(info)
+        pk, actor = decode_id(id), await info.context.staff_email()
         await info.context.db.run(curation.delete_trend, pk, actor)
         await _changed(info)
         return strawberry.ID(encode_id(pk))
