@@ -1,12 +1,16 @@
-"""Database helpers: timezone-aware UTC times on every backend."""
+"""Database helpers: UTC times, and reads that share a bounded pool."""
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
+import anyio
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from trends_gql.db import Database, UTCDateTime
+from trends_gql.settings import Settings
 
 _table = sa.Table("moments", sa.MetaData(), sa.Column("at", UTCDateTime))
 
@@ -44,3 +48,47 @@ def test_ping_raises_for_an_unreachable_database() -> None:
     dead = Database("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=1")
     with pytest.raises(sa.exc.OperationalError):
         dead.ping()
+
+
+def test_more_concurrent_reads_than_connections_all_answer_and_give_them_back(
+    backend: Settings,
+) -> None:
+    small = Database(backend.database_url, pool_size=2)
+
+    def hold_and_read(session: Session) -> int:
+        time.sleep(0.05)  # hold the connection, so that the reads overlap
+        return int(session.execute(sa.text("SELECT 1")).scalar_one())
+
+    async def many() -> list[int]:
+        results: list[int] = []
+
+        async def one() -> None:
+            results.append(await small.read(hold_and_read))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(12):
+                tg.start_soon(one)
+        return results
+
+    try:
+        assert anyio.run(many) == [1] * 12
+        assert small.engine.pool.checkedout() == 0
+    finally:
+        small.dispose()
+
+
+def test_reads_see_a_write_committed_by_another_session(db: Database) -> None:
+    with db.session() as session:
+        session.execute(sa.text("CREATE TABLE IF NOT EXISTS seen (n INTEGER)"))
+        session.execute(sa.text("DELETE FROM seen"))
+        session.commit()
+    count = "SELECT count(*) FROM seen"
+    try:
+        assert anyio.run(db.read, lambda s: s.execute(sa.text(count)).scalar_one()) == 0
+        with db.session() as session:
+            session.execute(sa.text("INSERT INTO seen VALUES (1)"))
+            session.commit()
+        assert anyio.run(db.read, lambda s: s.execute(sa.text(count)).scalar_one()) == 1
+    finally:
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE seen"))

@@ -14,6 +14,7 @@ from strawberry.asgi import GraphQL
 
 from trends_gql.protection import JSONRefusals, protection_middleware
 from trends_gql.ratelimit import RateLimiter
+from trends_gql.schema import limits
 from trends_gql.settings import Settings
 
 TYPENAME = {"query": "{ __typename }"}
@@ -85,6 +86,23 @@ def test_queries_as_deep_as_the_limit_run(shallow: httpx.Client) -> None:
     query = "{ ...F } fragment F on Query { trends { pageInfo { hasNextPage } } }"
     body = shallow.post("/graphql", json={"query": query}).json()
     assert body == {"data": {"trends": {"pageInfo": {"hasNextPage": False}}}}
+
+
+def test_cached_documents_are_still_checked_against_each_apps_limits(
+    client: httpx.Client, shallow: httpx.Client
+) -> None:
+    query = braces(DEEP)
+    hits = limits._parse.cache_info().hits
+    for _ in range(2):
+        assert refused(shallow, query)["extensions"]["code"] == "QUERY_TOO_DEEP"
+        assert client.post("/graphql", json={"query": query}).json() == {
+            "data": {"trends": {"edges": []}}
+        }
+    assert limits._parse.cache_info().hits >= hits + 3
+    for _ in range(2):
+        assert refused(client, "{ " + "__typename " * 1001 + "}")["extensions"]["code"] == (
+            "TOO_MANY_TOKENS"
+        )
 
 
 def aliases(n: int, prefix: str = "a") -> str:

@@ -28,7 +28,7 @@ async def current_user(request: HTTPConnection, db: Database) -> User | None:
     uid, token = session.get("uid"), session.get("auth")
     user = None
     if isinstance(uid, int) and isinstance(token, str):
-        user = await db.run(get_session_user, uid, token)
+        user = await db.read(get_session_user, uid, token)
         if user is None:
             session.clear()
     request.state.user = user

@@ -52,12 +52,12 @@ class ExportQuery:
         self, info: Info[Context, None], first: int | None = 20, after: str | None = None
     ) -> Connection[ExportRun]:
         first = check_first(first, info.context.settings.max_page_size)
-        page = await info.context.db.run(exports.list_export_runs, first, after)
+        page = await info.context.db.read(exports.list_export_runs, first, after)
         return Connection[ExportRun](page=page)
 
     @strawberry.field(permission_classes=STAFF, description="Staff: one export run.")
     async def export_run(self, info: Info[Context, None], id: strawberry.ID) -> ExportRun | None:
-        run = await info.context.db.run(exports.get_export_run, decode_id(id, KIND))
+        run = await info.context.db.read(exports.get_export_run, decode_id(id, KIND))
         return cast(ExportRun | None, run)
 
 

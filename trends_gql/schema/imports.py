@@ -60,12 +60,12 @@ class ImportQuery:
         self, info: Info[Context, None], first: int | None = 20, after: str | None = None
     ) -> Connection[ImportRun]:
         first = check_first(first, info.context.settings.max_page_size)
-        page = await info.context.db.run(runs.list_import_runs, first, after)
+        page = await info.context.db.read(runs.list_import_runs, first, after)
         return Connection[ImportRun](page=page)
 
     @strawberry.field(permission_classes=STAFF, description="Staff: one import run.")
     async def import_run(self, info: Info[Context, None], id: strawberry.ID) -> ImportRun | None:
-        run = await info.context.db.run(runs.get_import_run, decode_id(id, "ImportRun"))
+        run = await info.context.db.read(runs.get_import_run, decode_id(id, "ImportRun"))
         return cast(ImportRun | None, run)
 
 

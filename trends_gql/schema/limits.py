@@ -1,20 +1,28 @@
 """Limits on GraphQL documents and batches, and the introspection switch, from the settings."""
 
+import contextlib
+import functools
 import re
 from collections.abc import Callable, Iterator
 from functools import partial
+from typing import Any
 
-from graphql import GraphQLError
+from graphql import DocumentNode, GraphQLError, parse
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
-    QueryDepthLimiter,
     SchemaExtension,
+    ValidationCache,
+    max_aliases,
+    query_depth_limiter,
 )
 from strawberry.schema.config import StrawberryConfig
 
 from trends_gql.settings import Settings
+
+# Documents parsed and validated once per process (per distinct text and rule set).
+DOCUMENT_CACHE_SIZE = 512
 
 # Strawberry's limiters report plain errors; their messages tell which limit was hit.
 _LIMIT_MESSAGES = (
@@ -42,6 +50,25 @@ class LimitErrorCodes(SchemaExtension):
                 error.extensions["code"] = code
 
 
+class CachedParse(SchemaExtension):
+    """Parse each distinct document once per process, like Strawberry's ParserCache.
+
+    A document that does not parse is left to Strawberry's own parsing, whose error goes
+    through the usual error handling (ParserCache raises from inside its hook instead).
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        ctx = self.execution_context
+        with contextlib.suppress(GraphQLError):
+            ctx.graphql_document = _parse(ctx.query, **ctx.parse_options)
+        yield
+
+
+@functools.lru_cache(maxsize=DOCUMENT_CACHE_SIZE)
+def _parse(query: str, **options: Any) -> DocumentNode:
+    return parse(query, **options)
+
+
 def _limit_code(error: GraphQLError) -> str | None:
     if error.original_error is not None:
         return None
@@ -52,11 +79,20 @@ def _limit_code(error: GraphQLError) -> str | None:
 
 
 def limit_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
-    """Extension factories enforcing the settings' document limits (and hiding introspection)."""
+    """Extension factories enforcing the settings' document limits (and hiding introspection).
+
+    Parsing and validation are cached: the rule classes are made once here rather than by
+    Strawberry's limiter extensions per request, so that a repeated document is a cache hit.
+    """
+    rules = [
+        query_depth_limiter.create_validator(settings.max_query_depth, None),
+        max_aliases.create_validator(settings.max_query_aliases),
+    ]
     extensions: list[Callable[[], SchemaExtension]] = [
         partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
-        partial(QueryDepthLimiter, max_depth=settings.max_query_depth),
-        partial(MaxAliasesLimiter, max_alias_count=settings.max_query_aliases),
+        partial(AddValidationRules, rules),
+        CachedParse,
+        partial(ValidationCache, maxsize=DOCUMENT_CACHE_SIZE),
         LimitErrorCodes,
     ]
     if not settings.introspection_enabled:

@@ -63,7 +63,7 @@ class Query:
         top = info.selected_fields
         nodes = _children(top, "nodes") + _children(_children(top, "edges"), "node")
         ctx = info.context
-        page = await ctx.db.run(
+        page = await ctx.db.read(
             lambda session: queries.list_trends(
                 session,
                 trend_filter=filter.to_query() if filter else None,
@@ -81,12 +81,12 @@ class Query:
     async def trend(self, info: Info[Context, None], id: strawberry.ID) -> Trend | None:
         pk = decode_id(id)
         columns = _columns(info.selected_fields)
-        row = await info.context.db.run(queries.get_trend, pk, columns)
+        row = await info.context.db.read(queries.get_trend, pk, columns)
         return cast(Trend | None, row)
 
     @strawberry.field(description="Each megatrend with its trend and macrotrend counts.")
     async def megatrends(self, info: Info[Context, None]) -> list[MegatrendSummary]:
-        return cast(list[MegatrendSummary], await info.context.db.run(queries.megatrend_summaries))
+        return cast(list[MegatrendSummary], await info.context.db.read(queries.megatrend_summaries))
 
     @strawberry.field(
         description="Mean TRL score (Pilot=2, Development=5, Deploy=8) per macrotrend."
@@ -94,14 +94,14 @@ class Query:
     async def macrotrend_readiness(
         self, info: Info[Context, None], megatrend: str
     ) -> list[MacrotrendReadiness]:
-        rows = await info.context.db.run(queries.macrotrend_readiness, megatrend)
+        rows = await info.context.db.read(queries.macrotrend_readiness, megatrend)
         return cast(list[MacrotrendReadiness], rows)
 
     @strawberry.field(description="Row counts per value (nulls as NONE) under a filter.")
     async def trend_facets(
         self, info: Info[Context, None], filter: TrendFilter | None = None
     ) -> TrendFacets:
-        facets = await info.context.db.run(
+        facets = await info.context.db.read(
             queries.trend_facets, filter.to_query() if filter else None
         )
         return TrendFacets.from_facets(facets)
