@@ -1,4 +1,4 @@
-"""The response cache over HTTP: hits, misses, invalidation across processes, failures."""
+"""The response and resolver caches over HTTP: hits, misses, invalidation, failures."""
 
 import socket
 import subprocess
@@ -24,9 +24,11 @@ from conftest import (
     with_settings,
 )
 
-from trends_gql import intake
+from trends_gql import intake, queries
 from trends_gql.app import create_app
+from trends_gql.cache import normalize
 from trends_gql.db import Database
+from trends_gql.models import Steepl
 from trends_gql.schema.caching import CACHE_HEADER, cacheable
 from trends_gql.settings import Settings
 
@@ -220,3 +222,64 @@ def test_a_ttl_of_zero_turns_the_cache_off(settings: Settings) -> None:
             assert outcome is None
             assert body == {"data": {"trends": {"totalCount": 0}}}
         assert client.get("/healthz").json()["cache"] == "off"
+
+
+@pytest.fixture
+def counted(settings: Settings) -> Iterator[tuple[httpx.Client, list[str]]]:
+    """A client of an app, and the statements on the trend table that app runs from now on."""
+    app = create_app(settings)
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM trend" in statement:
+            statements.append(statement)
+
+    sa.event.listen(app.state.db.engine, "before_cursor_execute", record)
+    with serve(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        yield client, statements
+
+
+def test_documents_asking_a_root_field_the_same_way_share_its_result(
+    counted: tuple[httpx.Client, list[str]], db: Database, tmp_path: Path
+) -> None:
+    load(db, tmp_path, SAMPLE)
+    client, statements = counted
+    first = "{ trends(first: 5) { nodes { megatrend } } }"
+    body, outcome = ask(client, first)
+    assert (outcome, len(statements)) == ("miss", 1)
+    same_field = "query Other { trends(first: 5) { nodes { megatrend } } __typename }"
+    other_body, outcome = ask(client, same_field)
+    assert (outcome, len(statements)) == ("miss", 1)  # a new response from the kept result
+    assert other_body["data"]["trends"] == body["data"]["trends"]
+    ask(client, "{ trends(first: 5) { nodes { megatrend macrotrend } } }")
+    assert len(statements) == 2  # other columns: another result
+    ask(client, "{ trends { nodes { id } } }")
+    ask(client, "{ trends(first: 50) { nodes { id } } }")  # the default made explicit
+    assert len(statements) == 3
+    for megatrend in ("AI", "Robotics"):
+        ask(client, f'{{ macrotrendReadiness(megatrend: "{megatrend}") {{ macrotrend }} }}')
+    assert len(statements) == 5
+
+
+def test_staff_reads_are_kept_by_resolver_and_see_writes_at_once(
+    counted: tuple[httpx.Client, list[str]], db: Database, tmp_path: Path
+) -> None:
+    load(db, tmp_path, SAMPLE)
+    make_user(db, "staff@example.org", staff=True)
+    staff, statements = counted
+    login(staff, "staff@example.org")
+    for _ in range(2):
+        body, outcome = ask(staff, TOTAL)
+        assert (body, outcome) == ({"data": {"trends": {"totalCount": 44}}}, "bypass")
+    assert len(statements) == 2  # the page and its count, once
+    assert "errors" not in ask(staff, CREATE)[0]
+    assert ask(staff, TOTAL)[0] == {"data": {"trends": {"totalCount": 45}}}
+
+
+def test_resolver_arguments_normalise_to_the_same_key() -> None:
+    a = queries.TrendFilter(megatrend="AI", steepl=Steepl.T)
+    b = queries.TrendFilter(steepl=Steepl.T, megatrend="AI")
+    assert normalize(((a,), {"columns": {"x", "y"}})) == normalize(((b,), {"columns": {"y", "x"}}))
+    assert normalize(a) != normalize(queries.TrendFilter(megatrend="AI"))
+    with pytest.raises(TypeError):
+        normalize(object())

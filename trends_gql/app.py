@@ -46,7 +46,13 @@ class GraphQLView(JSONRefusals, CachedResponses, GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        return Context(db=self.db, settings=self.settings, request=request, response=response)
+        return Context(
+            db=self.db,
+            settings=self.settings,
+            cache=self.cache,
+            request=request,
+            response=response,
+        )
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

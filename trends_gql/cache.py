@@ -1,15 +1,18 @@
-"""Redis-backed response cache (aiocache): generation-keyed, stampede-safe, never in the way.
+"""A Redis cache (aiocache) of responses and resolver results: generation-keyed, stampede-safe.
 
 Every key holds the current generation, a number each committed write bumps, so the next read
 after a write misses in every process. Redis slow or down only turns hits into misses: each
 operation has a short timeout, and after a failure the cache is skipped for a while.
 """
 
+import dataclasses
+import enum
 import hashlib
 import logging
+import pickle
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 import redis
@@ -47,6 +50,23 @@ def _pool_for(url: str, timeout: float) -> Callable[..., redis.asyncio.Connectio
     return make
 
 
+def normalize(value: Any) -> Any:
+    """`value` as JSON-able data, equal for equal arguments (sets and field order aside)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: normalize(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return normalize(value.value)
+    if isinstance(value, set | frozenset):
+        return sorted(normalize(v) for v in value)
+    if isinstance(value, list | tuple):
+        return [normalize(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): normalize(v) for k, v in value.items()}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise TypeError(f"no cache key for a {type(value).__name__}")
+
+
 def invalidate(settings: Settings) -> bool:
     """Bump the generation after a committed write; False (logged) when Redis is unreachable."""
     if settings.cache_ttl <= 0:
@@ -67,7 +87,7 @@ def invalidate(settings: Settings) -> bool:
 
 
 class ResponseCache:
-    """Whole GraphQL responses by document, variables, role and generation."""
+    """Whole GraphQL responses, and root resolvers' results, under the current generation."""
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = settings.cache_ttl
@@ -114,15 +134,22 @@ class ResponseCache:
         self.failures = 0
         return result
 
-    async def key(self, parts: Any, role: str) -> str | None:
-        """The cache key of a request, or None when the cache cannot be used now."""
+    async def generation(self) -> int | None:
+        """The current generation, or None when the cache cannot be used now."""
         if not self.enabled or self.skipping():
             return None
-        generation = await self._call(self.backend.get(GENERATION))
-        if self.skipping():
+        try:
+            value = await self.backend.get(GENERATION)
+        except Exception as exc:  # unknown, so no key is safe: a stale entry may match
+            self._fail(exc)
             return None
+        self.failures = 0
+        return int(value or 0)
+
+    def key(self, generation: int, kind: str, parts: Any) -> str:
+        """The key of an entry of `kind` (a response, a resolver's result) for `parts`."""
         digest = hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        return f"response:{int(generation or 0)}:{role}:{digest}"
+        return f"{kind}:{generation}:{digest}"
 
     async def get(self, key: str) -> bytes | None:
         """A cached response, or None."""
@@ -156,6 +183,52 @@ class ResponseCache:
             return None, result
         finally:
             await self._call(lock.__aexit__(None, None, None))
+
+    async def remember(
+        self, generation: int | None, name: str, args: Any, compute: Callable[[], Awaitable[T]]
+    ) -> T:
+        """A resolver's result for `args`: kept, or computed once (and kept) on a miss.
+
+        Results are pickled: the cache's Redis is the job queue's, which RQ already trusts with
+        pickled jobs. Without a generation (cache off or unreachable) it just computes.
+        """
+        if generation is None:
+            return await compute()
+        key = self.key(generation, f"resolver:{name}", normalize(args))
+        cached = await self.get(key)
+        if cached is None:
+
+            async def keep() -> tuple[bytes, T]:
+                result = await compute()
+                return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL), result
+
+            cached, result = await self.get_or_compute(key, keep)
+            if cached is None:
+                return cast(T, result)
+        return cast(T, pickle.loads(cached))
+
+    async def remember_many(
+        self,
+        generation: int | None,
+        name: str,
+        keys: list[Any],
+        compute: Callable[[list[Any]], Awaitable[list[T]]],
+    ) -> list[T]:
+        """Like `remember` for a batch of arguments: one look-up, then `compute` of the misses."""
+        if generation is None:
+            return await compute(keys)
+        entries = [self.key(generation, f"resolver:{name}", normalize(k)) for k in keys]
+        found = await self._call(self.backend.multi_get(entries)) or [None] * len(keys)
+        results = [None if body is None else pickle.loads(body) for body in found]
+        missing = [i for i, body in enumerate(found) if body is None]
+        if missing:
+            computed = await compute([keys[i] for i in missing])
+            kept = []
+            for i, value in zip(missing, computed, strict=True):
+                results[i] = value
+                kept.append((entries[i], pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)))
+            await self._call(self.backend.multi_set(kept, ttl=self.ttl))
+        return cast(list[T], results)
 
     async def aclose(self) -> None:
         await self._call(self.backend.client.aclose())

@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlmodel import SQLModel
 
 from trends_gql.errors import BadUserInput
 
@@ -57,16 +58,27 @@ def decode_id(public_id: str, kind: str = "Trend") -> int:
     raise BadUserInput(f"malformed {kind.lower()} id: {public_id!r}", field="id")
 
 
+def _keyset_of(table: str, terms: list[tuple[str, bool]], pk: str) -> "Keyset":
+    columns = SQLModel.metadata.tables[table].c
+    return Keyset([(columns[key], desc) for key, desc in terms], columns[pk])
+
+
 class Keyset:
     """An ordering (column, descending) plus the id tie-break, and cursors within it."""
 
     def __init__(
         self, columns: Sequence[tuple[sa.ColumnElement[Any], bool]], pk: sa.Column
     ) -> None:
+        self.pk = pk
         if not any(col is pk for col, _ in columns):
             columns = [*columns, (pk, False)]
         self.columns = list(columns)
         self.signature = ",".join(f"{col.key}:{'d' if desc else 'a'}" for col, desc in self.columns)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled by its table's name and column keys (for the cache), not with the table itself.
+        terms = [(col.key, desc) for col, desc in self.columns]
+        return _keyset_of, (self.pk.table.name, terms, self.pk.key)
 
     def order_by(self) -> list[sa.ColumnElement[Any]]:
         """ORDER BY terms, nulls last in both directions."""

@@ -153,6 +153,13 @@ def get_trend(session: Session, pk: int, columns: Iterable[str] = ()) -> Any | N
     return session.execute(stmt).first()
 
 
+def get_trends(session: Session, pks: Iterable[int], columns: Iterable[str] = ()) -> dict[int, Any]:
+    """The trends with these primary keys, by key (absent ones are left out)."""
+    wanted = {"id", *columns}
+    stmt = sa.select(*(c for c in TREND_TABLE.columns if c.key in wanted))
+    return {row.id: row for row in session.execute(stmt.where(T.id.in_(set(pks))))}
+
+
 @dataclass(frozen=True)
 class MegatrendSummary:
     name: str

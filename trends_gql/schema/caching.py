@@ -79,9 +79,11 @@ class CachedResponses:
         user = await current_user(request, self.db)
         if user is not None and user.is_staff:
             return _mark(await run(request, context, root_value), "bypass")
-        key = await self.cache.key((self.variant, parts), "public")
-        if key is None:
+        generation = await self.cache.generation()
+        if generation is None:
             return _mark(await run(request, context, root_value), "bypass")
+        request.state.cache_generation = generation  # the resolvers' cache needs no second look
+        key = self.cache.key(generation, "response:public", (self.variant, parts))
         cached = await self.cache.get(key)
         if cached is None:
 

@@ -1,4 +1,4 @@
-"""The root Query: thin resolvers over trends_gql.queries."""
+"""The root Query: thin resolvers over trends_gql.queries, cached by name and arguments."""
 
 from collections.abc import Iterable, Iterator
 from typing import cast
@@ -63,30 +63,27 @@ class Query:
         top = info.selected_fields
         nodes = _children(top, "nodes") + _children(_children(top, "edges"), "node")
         ctx = info.context
-        page = await ctx.db.read(
-            lambda session: queries.list_trends(
-                session,
-                trend_filter=filter.to_query() if filter else None,
-                order=[o.to_query() for o in order_by or ()],
-                first=first,
-                after=after,
-                columns=_columns(nodes),
-                with_total=bool(_children(top, "totalCount")),
-                max_page_size=ctx.settings.max_page_size,
-            )
+        page = await ctx.read(
+            queries.list_trends,
+            trend_filter=filter.to_query() if filter else None,
+            order=[o.to_query() for o in order_by or ()],
+            first=first,
+            after=after,
+            columns=_columns(nodes),
+            with_total=bool(_children(top, "totalCount")),
+            max_page_size=ctx.settings.max_page_size,
         )
         return TrendConnection(page=page)
 
     @strawberry.field(description="One trend by id; null when there is none.")
     async def trend(self, info: Info[Context, None], id: strawberry.ID) -> Trend | None:
         pk = decode_id(id)
-        columns = _columns(info.selected_fields)
-        row = await info.context.db.read(queries.get_trend, pk, columns)
+        row = await info.context.trend(pk, frozenset(_columns(info.selected_fields)))
         return cast(Trend | None, row)
 
     @strawberry.field(description="Each megatrend with its trend and macrotrend counts.")
     async def megatrends(self, info: Info[Context, None]) -> list[MegatrendSummary]:
-        return cast(list[MegatrendSummary], await info.context.db.read(queries.megatrend_summaries))
+        return cast(list[MegatrendSummary], await info.context.read(queries.megatrend_summaries))
 
     @strawberry.field(
         description="Mean TRL score (Pilot=2, Development=5, Deploy=8) per macrotrend."
@@ -94,14 +91,14 @@ class Query:
     async def macrotrend_readiness(
         self, info: Info[Context, None], megatrend: str
     ) -> list[MacrotrendReadiness]:
-        rows = await info.context.db.read(queries.macrotrend_readiness, megatrend)
+        rows = await info.context.read(queries.macrotrend_readiness, megatrend)
         return cast(list[MacrotrendReadiness], rows)
 
     @strawberry.field(description="Row counts per value (nulls as NONE) under a filter.")
     async def trend_facets(
         self, info: Info[Context, None], filter: TrendFilter | None = None
     ) -> TrendFacets:
-        facets = await info.context.db.read(
+        facets = await info.context.read(
             queries.trend_facets, filter.to_query() if filter else None
         )
         return TrendFacets.from_facets(facets)
