@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 import sqlalchemy as sa
 from conftest import (
     SAMPLE,
@@ -24,7 +25,7 @@ from conftest import (
     with_settings,
 )
 
-from trends_gql import intake, queries
+from trends_gql import cache, intake, queries
 from trends_gql.app import create_app
 from trends_gql.cache import normalize
 from trends_gql.db import Database
@@ -35,6 +36,12 @@ from trends_gql.settings import Settings
 TOTAL = "{ trends { totalCount } }"
 CREATE = """mutation { createTrend(input: {megatrend: "AI", macrotrend: "Cached AI",
   challengesAndResearchGaps: "Staleness"}) { id } }"""
+
+
+CREATE_ONE = (
+    "megatrend;macrotrend;challenges_and_research_gaps\n"
+    "AI;Memory-cached AI;Copies kept per process\n"
+)
 
 
 def ask(client: httpx.Client, query: str) -> tuple[dict[str, Any], str | None]:
@@ -283,3 +290,22 @@ def test_resolver_arguments_normalise_to_the_same_key() -> None:
     assert normalize(a) != normalize(queries.TrendFilter(megatrend="AI"))
     with pytest.raises(TypeError):
         normalize(object())
+
+
+@pytest.mark.parametrize("memory_mb", [64, 0])
+def test_hits_come_from_process_memory_and_writes_still_reach_them(
+    settings: Settings, db: Database, tmp_path: Path, memory_mb: int
+) -> None:
+    load(db, tmp_path, SAMPLE)
+    redis_client = redis.Redis.from_url(settings.redis_url)
+    with web_client(with_settings(settings, cache_memory_mb=memory_mb)) as client:
+        assert ask(client, TOTAL)[1] == "miss"
+        assert ask(client, TOTAL)[1] == "hit"
+        responses = redis_client.keys(f"{settings.cache_namespace}:response:*")
+        assert responses
+        redis_client.delete(*responses)  # what Redis kept is gone; this process's copy is not
+        assert ask(client, TOTAL)[1] == ("hit" if memory_mb else "miss")
+        load(db, tmp_path, CREATE_ONE)
+        cache.invalidate(settings)
+        assert ask(client, TOTAL) == ({"data": {"trends": {"totalCount": 45}}}, "miss")
+    redis_client.close()

@@ -5,6 +5,7 @@ after a write misses in every process. Redis slow or down only turns hits into m
 operation has a short timeout, and after a failure the cache is skipped for a while.
 """
 
+import asyncio
 import dataclasses
 import enum
 import hashlib
@@ -21,6 +22,7 @@ from aiocache import RedisCache
 from aiocache.lock import RedLock
 from aiocache.serializers import BaseSerializer
 
+from trends_gql.memory import MemoryCache
 from trends_gql.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,9 @@ class ResponseCache:
         self.closed_until = 0.0
         self.failures = 0
         self.problem: str | None = None
+        self.namespace = settings.cache_namespace
+        self.timeout = settings.cache_timeout
+        self.memory = MemoryCache(settings.cache_memory_mb << 20, clock)
         self.backend = RedisCache(
             namespace=settings.cache_namespace,
             serializer=_Bytes(),
@@ -152,11 +157,28 @@ class ResponseCache:
         return f"{kind}:{generation}:{digest}"
 
     async def get(self, key: str) -> bytes | None:
-        """A cached response, or None."""
-        return await self._call(self.backend.get(key))
+        """A cached body, from this process's memory or from Redis; None on a miss."""
+        body = self.memory.get(key)
+        if body is not None:
+            return body
+        found = await self._call(self._get_with_ttl(key))
+        if found is None:
+            return None
+        body, ttl_ms = found
+        if body is not None and ttl_ms > 0:
+            self.memory.put(key, body, ttl_ms / 1000)  # no longer than Redis keeps it
+        return body
+
+    async def _get_with_ttl(self, key: str) -> tuple[bytes | None, int]:
+        name = f"{self.namespace}:{key}"  # aiocache's key for `key` in our namespace
+        async with self.backend.client.pipeline(transaction=False) as pipe:
+            pipe.get(name).pttl(name)
+            body, ttl_ms = await asyncio.wait_for(pipe.execute(), self.timeout)
+        return body, int(ttl_ms)
 
     async def set(self, key: str, body: bytes) -> None:
-        """Keep a response for the TTL."""
+        """Keep a body for the TTL."""
+        self.memory.put(key, body, self.ttl)
         await self._call(self.backend.set(key, body, ttl=self.ttl))
 
     async def get_or_compute(

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     cache_namespace: str = "trends"
     cache_timeout: float = Field(default=0.1, gt=0)
     cache_retry_seconds: float = Field(default=10, ge=0)
+    # Per server process: recent entries also kept in memory (keys hold the generation).
+    cache_memory_mb: int = Field(default=64, ge=0)
     queues: Annotated[list[str], NoDecode] = ["trends"]
     job_timeout: int = Field(default=3600, ge=1)
     upload_max_bytes: int = Field(default=50 << 20, ge=1)
