@@ -7,6 +7,7 @@ from graphql import GraphQLError
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from trends_gql.schema import execution
 from trends_gql.schema.context import Context
 from trends_gql.schema.errors import ErrorCodes, is_unexpected
 from trends_gql.schema.exports import ExportMutation, ExportQuery
@@ -42,6 +43,7 @@ def build_schema(settings: Settings) -> TrendsSchema:
         mutation=merge_types("Mutation", (Mutation, ImportMutation, ExportMutation)),
         extensions=[ErrorCodes, *limit_extensions(settings)],
         config=schema_config(settings),
+        execution_context_class=execution.ExecutionContext,
     )
 
 
