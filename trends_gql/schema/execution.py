@@ -1,6 +1,7 @@
 """Execution with a short path for plain leaf fields, the bulk of every list of trends."""
 
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from graphql import GraphQLField, GraphQLLeafType, GraphQLNonNull, GraphQLObjectType, Undefined
@@ -9,25 +10,35 @@ from graphql.pyutils import Path
 from sqlalchemy.engine import Row
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.field import StrawberryField
 
 _NOT_PLAIN = (None, None, False)
 
 
 def _plain_leaf(field: GraphQLField) -> tuple[Any, GraphQLLeafType | None, bool]:
-    """(resolver, leaf type, nullable) of an attribute read returning a scalar or an enum."""
+    """(attribute getter, leaf type, nullable) of a field that reads a scalar or an enum."""
     found = field.__dict__.get("_trends_plain_leaf")
     if found is None:
         found = _NOT_PLAIN
         nullable = not isinstance(field.type, GraphQLNonNull)
         leaf = field.type if nullable else field.type.of_type  # type: ignore[union-attr]
-        # Strawberry marks the resolver of a field without one of its own, arguments,
-        # extensions or permissions: it only reads the attribute.
-        plain = getattr(field.resolve, "_is_default", False) and not field.args
+        # A "basic" Strawberry field has no resolver, extensions or permissions of its own:
+        # its value is the attribute, read with the default resolver.
+        definition = field.extensions.get("strawberry-definition")
+        plain = (
+            isinstance(definition, StrawberryField)
+            and definition.is_basic_field
+            and definition.default_resolver is getattr
+            and not field.args
+        )
         if plain and isinstance(leaf, GraphQLLeafType):
-            found = (field.resolve, leaf, nullable)
+            found = (attrgetter(definition.python_name), leaf, nullable)  # type: ignore[union-attr]
         field.__dict__["_trends_plain_leaf"] = found
     return found
 
+
+# Values of leaf fields that are never awaitable (str covers the StrEnum members).
+_SYNC_VALUES = (str, int, float, datetime)
 
 # Never awaitable, and costly to ask: a Row answers hasattr(row, "__await__") by raising inside.
 _PLAIN_TYPES = frozenset({Row, datetime})
@@ -62,13 +73,13 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if (manager is None or not manager.middlewares) and not node.arguments:
             field = self.schema.get_field(parent_type, node.name.value)
             if field is not None:
-                resolve, leaf, nullable = _plain_leaf(field)
+                read, leaf, nullable = _plain_leaf(field)
                 if leaf is not None:
-                    value = resolve(source, None)
+                    value = read(source)
                     if value is None:
                         if nullable:
                             return None
-                    elif not self.is_awaitable(value):
+                    elif isinstance(value, _SYNC_VALUES) or not self.is_awaitable(value):
                         try:
                             serialized = leaf.serialize(value)
                         except Exception:  # graphql-core's path reports it
