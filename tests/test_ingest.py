@@ -3,11 +3,13 @@
 import csv
 import json
 import os
+import sqlite3
 import tracemalloc
 from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from conftest import SAMPLE, csv_text, generate_csv, load, trend_row
@@ -86,9 +88,44 @@ def test_import_inserts_in_batches_of_the_given_size(db: Database, tmp_path: Pat
         batch_size=7,
         on_progress=lambda r: progress.append((r.total, r.created)),
     )
-    assert progress == [(7, 7), (14, 14), (20, 20)]
+    # On PostgreSQL a batch's insert runs while the next one is read: its count comes later.
+    assert [total for total, _ in progress] == [7, 14, 20]
+    created = [c for _, c in progress]
+    assert created == sorted(created)
+    assert all(c <= t for t, c in progress)
     assert _counts(report) == (20, 20, 0, 0)
     assert _count(db) == 20
+
+
+@pytest.fixture
+def refusing_zz(db: Database) -> Any:
+    """The database refuses macrotrend "ZZ", which our validation accepts: a failing insert."""
+    sqlite = db.dialect == "sqlite"
+    add = (
+        "CREATE TRIGGER refuse_zz BEFORE INSERT ON trend WHEN NEW.macrotrend = 'ZZ' "
+        "BEGIN SELECT RAISE(ABORT, 'refused ZZ'); END"
+        if sqlite
+        else "ALTER TABLE trend ADD CONSTRAINT refuse_zz CHECK (macrotrend <> 'ZZ')"
+    )
+    drop = "DROP TRIGGER refuse_zz" if sqlite else "ALTER TABLE trend DROP CONSTRAINT refuse_zz"
+    with db.engine.begin() as conn:
+        conn.execute(sa.text(add))
+    yield
+    with db.engine.begin() as conn:
+        conn.execute(sa.text(drop))
+
+
+@pytest.mark.parametrize("bad_batch", [0, 1, 2], ids=["first", "middle", "last"])
+def test_an_insert_the_database_refuses_fails_the_import_and_keeps_nothing(
+    db: Database, tmp_path: Path, refusing_zz: None, bad_batch: int
+) -> None:
+    rows = [trend_row(megatrend=f"M{i}") for i in range(9)]
+    rows[bad_batch * 3 + 1] = trend_row(macrotrend="ZZ")
+    with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)) as failure:
+        load(db, tmp_path, csv_text(rows), batch_size=3)
+    assert "refuse" in str(failure.value)
+    assert _count(db) == 0
+    assert _counts(load(db, tmp_path, csv_text(rows[:1]))) == (1, 1, 0, 0)  # the session is fine
 
 
 def test_reimporting_the_same_file_creates_nothing(db: Database, tmp_path: Path) -> None:

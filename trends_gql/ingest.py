@@ -1,5 +1,6 @@
 """Import of trend CSV files (strict, streaming, batched, deduplicated) and export."""
 
+import contextlib
 import enum
 import logging
 import os
@@ -10,7 +11,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
+import psycopg
 import sqlalchemy as sa
+from psycopg import pq
 from sqlalchemy.orm import Session
 
 from trends_gql.csvio import RowError, TrendCsvReader, write_csv
@@ -47,47 +50,78 @@ class ImportReport:
         return self.invalid == 0
 
 
-BatchWriter = Callable[[list[tuple[Any, ...]]], int]
+class BatchWriter:
+    """Inserts batches of rows, skipping known fingerprints; counts what it created."""
+
+    in_flight = 0  # rows sent whose insert has not been counted yet
+
+    def write(self, rows: list[tuple[Any, ...]]) -> int:
+        """Insert `rows`; the rows created by the inserts that have finished since last asked."""
+        raise NotImplementedError
+
+    def finish(self) -> int:
+        """Wait for inserts still running; the rows they created."""
+        return 0
 
 
-def _postgres_writer(session: Session) -> BatchWriter:
-    # COPY into a scratch table, then one set-based insert that skips known fingerprints.
-    raw = session.connection().connection.driver_connection
-    cur = raw.cursor()
-    cur.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS trend_import ON COMMIT DROP AS "
-        f"SELECT {_INSERT_COLUMNS} FROM trend WITH NO DATA"
-    )
+class _PostgresWriter(BatchWriter):
+    """COPY into a scratch table, then one set-based insert that skips known fingerprints.
 
-    def write(rows: list[tuple[Any, ...]]) -> int:
-        with cur.copy(f"COPY trend_import ({_INSERT_COLUMNS}) FROM STDIN") as copy:
+    The insert is sent without waiting for it: PostgreSQL maintains the indexes while we read
+    and validate the next batch, and its count is collected before the next COPY.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.conn = session.connection().connection.driver_connection
+        self.cur = self.conn.cursor()
+        self.cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS trend_import ON COMMIT DROP AS "
+            f"SELECT {_INSERT_COLUMNS} FROM trend WITH NO DATA"
+        )
+
+    def write(self, rows: list[tuple[Any, ...]]) -> int:
+        created = self.finish()
+        with self.cur.copy(f"COPY trend_import ({_INSERT_COLUMNS}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        cur.execute(
-            f"INSERT INTO trend ({_INSERT_COLUMNS}) SELECT {_INSERT_COLUMNS} FROM trend_import "
-            "ON CONFLICT (fingerprint) DO NOTHING"
-        )
-        created = cur.rowcount
-        cur.execute("TRUNCATE trend_import")
+        self.conn.pgconn.send_query(_INSERT_AND_EMPTY)
+        self.in_flight = len(rows)
         return created
 
-    return write
+    def finish(self) -> int:
+        if not self.in_flight:
+            return 0
+        self.in_flight = 0
+        created, failed = 0, None
+        while (result := self.conn.pgconn.get_result()) is not None:  # every result, then None
+            if result.status == pq.ExecStatus.FATAL_ERROR:
+                failed = failed or result
+            elif result.command_status and result.command_status.startswith(b"INSERT"):
+                created = int(result.command_tuples or 0)
+        if failed is not None:
+            raise psycopg.errors.error_from_result(failed, encoding=self.conn.info.encoding)
+        return created
 
 
-def _sqlite_writer(session: Session) -> BatchWriter:
-    raw = session.connection().connection.driver_connection
-    marks = ", ".join("?" for _ in _COLUMNS)
-    sql = (
-        f"INSERT INTO trend ({_INSERT_COLUMNS}) VALUES ({marks}) "
-        "ON CONFLICT (fingerprint) DO NOTHING"
-    )
+_INSERT_AND_EMPTY = (
+    f"INSERT INTO trend ({_INSERT_COLUMNS}) SELECT {_INSERT_COLUMNS} FROM trend_import "
+    "ON CONFLICT (fingerprint) DO NOTHING; TRUNCATE trend_import"
+).encode()
 
-    def write(rows: list[tuple[Any, ...]]) -> int:
-        before = raw.total_changes
-        raw.executemany(sql, rows)
-        return raw.total_changes - before
 
-    return write
+class _SqliteWriter(BatchWriter):
+    def __init__(self, session: Session) -> None:
+        self.raw = session.connection().connection.driver_connection
+        marks = ", ".join("?" for _ in _COLUMNS)
+        self.sql = (
+            f"INSERT INTO trend ({_INSERT_COLUMNS}) VALUES ({marks}) "
+            "ON CONFLICT (fingerprint) DO NOTHING"
+        )
+
+    def write(self, rows: list[tuple[Any, ...]]) -> int:
+        before = self.raw.total_changes
+        self.raw.executemany(self.sql, rows)
+        return int(self.raw.total_changes - before)
 
 
 def _timestamp(session: Session) -> Any:
@@ -119,14 +153,19 @@ def import_trends(
         file=str(path), dry_run=dry_run, encoding=reader.encoding_name, delimiter=reader.delimiter
     )
     dialect = session.get_bind().dialect.name
-    writer = _postgres_writer(session) if dialect == "postgresql" else _sqlite_writer(session)
+    writer = _PostgresWriter(session) if dialect == "postgresql" else _SqliteWriter(session)
     now = _timestamp(session)
     batch: list[tuple[Any, ...]] = []
+    sent = 0
+
+    def count(created: int) -> None:
+        report.created += created
+        report.skipped = sent - writer.in_flight - report.created
 
     def flush() -> None:
-        created = writer(batch)
-        report.created += created
-        report.skipped += len(batch) - created
+        nonlocal sent
+        sent += len(batch)
+        count(writer.write(batch))
         batch.clear()
         if on_progress:
             on_progress(report)
@@ -149,7 +188,10 @@ def import_trends(
                 flush()
         if batch:
             flush()
+        count(writer.finish())
     except BaseException:
+        with contextlib.suppress(Exception):  # the first failure is the one to report
+            writer.finish()
         session.rollback()
         raise
     if dry_run or report.invalid:
