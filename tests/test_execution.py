@@ -33,6 +33,18 @@ class Item:
     def shout(self, times: int = 1) -> str:
         return self.name.upper() * times
 
+    @strawberry.field
+    def upper(self) -> str:
+        return self.name.upper()
+
+    @strawberry.field
+    def field_name(self, info: strawberry.Info) -> str:
+        return info.field_name
+
+    @strawberry.field
+    def broken(self) -> int:
+        raise ValueError("no number today")
+
 
 ROWS: list[Any] = []
 
@@ -74,7 +86,7 @@ def test_leaves_come_out_as_strawberry_gives_them() -> None:
         Thing(name="a", note=None, colour=Colour.RED, at=AT),
         Thing(name="b", note="n", colour=Colour.RED, at=AT),
     ]
-    ours, theirs = answers("{ items { name note colour at shout(times: 2) } }")
+    ours, theirs = answers("{ items { name note colour at shout(times: 2) upper fieldName } }")
     assert ours == theirs
     assert ours[0]["items"][0] == {
         "name": "a",
@@ -82,6 +94,8 @@ def test_leaves_come_out_as_strawberry_gives_them() -> None:
         "colour": "RED",
         "at": "2026-11-27T12:00:00+00:00",
         "shout": "AA",
+        "upper": "A",
+        "fieldName": "fieldName",
     }
 
 
@@ -100,6 +114,9 @@ def test_missing_and_unserialisable_values_are_errors_as_before() -> None:
     assert ours == theirs
     assert ours[0] is None
     assert ours[1][0][0] == "Cannot return null for non-nullable field Item.name."
+    ROWS[:] = [Thing(name="a", note=None, colour=Colour.RED, at=AT)]
+    ours, theirs = answers("{ items { name broken } }")
+    assert ours == theirs == (None, [("no number today", ["items", 0, "broken"])])
 
 
 def test_resolve_hooks_of_extensions_still_see_every_field() -> None:

@@ -194,14 +194,18 @@ class TrendCsvReader:
                 except csv.Error as exc:
                     raise CsvFormatError(f"line {start}: {exc}") from None
                 end = reader.line_num
-                if not any(c.strip() for c in cells):
+                if not "".join(cells).strip():
                     continue
                 rows += 1
                 if len(cells) != width:
                     msg = f"expected {width} columns, found {len(cells)}"
                     yield ParsedRow(start, None, [RowError(start, None, msg)])
                     continue
-                raw = {f: unescape_cell(cells[i]) for i, f in columns}
+                # Only a cell starting with a quote can be an escaped formula.
+                raw = {
+                    f: unescape_cell(cell) if (cell := cells[i])[:1] == "'" else cell
+                    for i, f in columns
+                }
                 values, errors = clean_trend(raw)
                 if errors:
                     yield ParsedRow(start, None, [_row_error(start, e, names) for e in errors])

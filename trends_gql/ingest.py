@@ -20,7 +20,7 @@ from trends_gql.csvio import RowError, TrendCsvReader, write_csv
 from trends_gql.db import utcnow
 from trends_gql.models import TREND_TABLE
 from trends_gql.queries import TrendFilter, filter_clauses
-from trends_gql.validation import FIELDS, fingerprint
+from trends_gql.validation import FIELDS, field_values, fingerprint_of
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +78,15 @@ class _PostgresWriter(BatchWriter):
             "CREATE TEMP TABLE IF NOT EXISTS trend_import ON COMMIT DROP AS "
             f"SELECT {_INSERT_COLUMNS} FROM trend WITH NO DATA"
         )
+        # Binary COPY (a third of text COPY's cost in Python) needs each column's exact type.
+        self.cur.execute(f"SELECT {_INSERT_COLUMNS} FROM trend_import LIMIT 0")
+        self.types = [column.type_code for column in self.cur.description or ()]
 
     def write(self, rows: list[tuple[Any, ...]]) -> int:
         created = self.finish()
-        with self.cur.copy(f"COPY trend_import ({_INSERT_COLUMNS}) FROM STDIN") as copy:
+        statement = f"COPY trend_import ({_INSERT_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+        with self.cur.copy(statement) as copy:
+            copy.set_types(self.types)
             for row in rows:
                 copy.write_row(row)
         self.conn.pgconn.send_query(_INSERT_AND_EMPTY)
@@ -181,9 +186,9 @@ def import_trends(
                 room = max_errors - len(report.errors)
                 report.errors.extend(row.errors[: max(room, 0)])
                 continue
-            values = row.values
             # Enum members are StrEnums: both drivers store them as their values.
-            batch.append((*(values[f] for f in FIELDS), fingerprint(values), now, now))
+            ordered = field_values(row.values)
+            batch.append((*ordered, fingerprint_of(ordered), now, now))
             if len(batch) >= batch_size:
                 flush()
         if batch:

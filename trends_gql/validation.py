@@ -2,6 +2,7 @@
 
 import enum
 import hashlib
+import operator
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, TypeVar
@@ -77,11 +78,14 @@ def _count(value: Any) -> int | None:
         text = value.strip()
         if not text:
             return None
-        if not _INTEGER.fullmatch(text):
-            if text.startswith("-") and _INTEGER.fullmatch(text[1:]):
-                raise ValueError(f"must not be negative (got {text})")
+        if text.isascii() and text.isdigit():  # the usual case, without the pattern
+            number = int(text)
+        elif _INTEGER.fullmatch(text):
+            number = int(text.split(".", 1)[0])
+        elif text.startswith("-") and _INTEGER.fullmatch(text[1:]):
+            raise ValueError(f"must not be negative (got {text})")
+        else:
             raise ValueError(f"is not a whole number: {text!r}")
-        number = int(text.split(".", 1)[0])
     else:
         raise ValueError(f"expected a whole number, got {type(value).__name__}")
     if number < 0:
@@ -160,7 +164,15 @@ def validate_trend(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def fingerprint(values: Mapping[str, Any]) -> bytes:
     """SHA-256 of the ten normalised fields: equal records, equal fingerprints."""
+    return fingerprint_of(field_values(values))
+
+
+field_values = operator.itemgetter(*FIELDS)  # the ten fields of a record, in order
+
+
+def fingerprint_of(ordered: tuple[Any, ...]) -> bytes:
+    """The fingerprint of the ten normalised fields, given in FIELDS order."""
     # NUL never occurs inside a value (rejected above), so the joined form is unambiguous;
     # enum members are StrEnums, so str() gives their value.
-    joined = "\x00".join("-" if (v := values[f]) is None else f"={v}" for f in FIELDS)
+    joined = "\x00".join(["-" if v is None else f"={v}" for v in ordered])
     return hashlib.sha256(joined.encode()).digest()

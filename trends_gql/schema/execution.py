@@ -1,40 +1,63 @@
 """Execution with a short path for plain leaf fields, the bulk of every list of trends."""
 
+from collections.abc import Callable
 from datetime import datetime
 from operator import attrgetter
-from typing import Any
+from types import FunctionType
+from typing import Any, cast
 
-from graphql import GraphQLField, GraphQLLeafType, GraphQLNonNull, GraphQLObjectType, Undefined
+from graphql import (
+    FieldNode,
+    GraphQLField,
+    GraphQLLeafType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    Undefined,
+)
 from graphql.execution.executor import FieldDetailsList
 from graphql.pyutils import Path
 from sqlalchemy.engine import Row
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
+from strawberry.types.fields.resolver import SELF_PARAMSPEC
 
 _NOT_PLAIN = (None, None, False)
+_LONG_PATH = object()  # the field needs graphql-core's own execution
 
 
 def _plain_leaf(field: GraphQLField) -> tuple[Any, GraphQLLeafType | None, bool]:
-    """(attribute getter, leaf type, nullable) of a field that reads a scalar or an enum."""
+    """(reader of the value, leaf type, nullable) of a field that reads a scalar or an enum."""
     found = field.__dict__.get("_trends_plain_leaf")
     if found is None:
         found = _NOT_PLAIN
         nullable = not isinstance(field.type, GraphQLNonNull)
         leaf = field.type if nullable else field.type.of_type  # type: ignore[union-attr]
-        # A "basic" Strawberry field has no resolver, extensions or permissions of its own:
-        # its value is the attribute, read with the default resolver.
         definition = field.extensions.get("strawberry-definition")
-        plain = (
-            isinstance(definition, StrawberryField)
-            and definition.is_basic_field
-            and definition.default_resolver is getattr
-            and not field.args
-        )
-        if plain and isinstance(leaf, GraphQLLeafType):
-            found = (attrgetter(definition.python_name), leaf, nullable)  # type: ignore[union-attr]
+        read = _reader(definition) if isinstance(definition, StrawberryField) else None
+        if read is not None and not field.args and isinstance(leaf, GraphQLLeafType):
+            found = (read, leaf, nullable)
         field.__dict__["_trends_plain_leaf"] = found
     return found
+
+
+def _reader(definition: StrawberryField) -> Callable[[Any], Any] | None:
+    """How to get the field's value from its object alone, if nothing else is involved."""
+    if definition.extensions or definition.permission_classes:
+        return None
+    resolver = definition.base_resolver
+    if resolver is None:  # the attribute, read with the default resolver
+        return (
+            attrgetter(definition.python_name) if definition.default_resolver is getattr else None
+        )
+    # A synchronous method of the type taking only `self` (such as Trend.id); these are pure
+    # reads in our schema, so one that raises can be called again on graphql-core's path.
+    reserved = {spec for spec, p in resolver.reserved_parameters.items() if p is not None}
+    only_self = reserved == {SELF_PARAMSPEC} and not resolver.arguments
+    plain_function = isinstance(resolver.wrapped_func, FunctionType)
+    if only_self and plain_function and not resolver.is_async:
+        return cast(Callable[[Any], Any], resolver.wrapped_func)
+    return None
 
 
 # Values of leaf fields that are never awaitable (str covers the StrEnum members).
@@ -67,25 +90,30 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
         path: Path,
         position_context: Any,
     ) -> Any:
-        node = field_details_list[0].node
-        # Strawberry always passes a middleware manager; it is empty unless an extension resolves.
-        manager = self.middleware_manager
-        if (manager is None or not manager.middlewares) and not node.arguments:
-            field = self.schema.get_field(parent_type, node.name.value)
-            if field is not None:
-                read, leaf, nullable = _plain_leaf(field)
-                if leaf is not None:
-                    value = read(source)
-                    if value is None:
-                        if nullable:
-                            return None
-                    elif isinstance(value, _SYNC_VALUES) or not self.is_awaitable(value):
-                        try:
-                            serialized = leaf.serialize(value)
-                        except Exception:  # graphql-core's path reports it
-                            serialized = None
-                        if serialized is not None and serialized is not Undefined:
-                            return serialized
+        value = self._plain_value(parent_type, source, field_details_list[0].node)
+        if value is not _LONG_PATH:
+            return value
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
+
+    def _plain_value(self, parent_type: GraphQLObjectType, source: Any, node: FieldNode) -> Any:
+        """The serialised value of a plain leaf field; _LONG_PATH for anything else."""
+        # Strawberry always passes a middleware manager; it is empty unless an extension resolves.
+        manager = self.middleware_manager
+        if (manager is not None and manager.middlewares) or node.arguments:
+            return _LONG_PATH
+        field = self.schema.get_field(parent_type, node.name.value)
+        read, leaf, nullable = _NOT_PLAIN if field is None else _plain_leaf(field)
+        if leaf is None:
+            return _LONG_PATH
+        try:
+            value = read(source)
+            if value is None:
+                return None if nullable else _LONG_PATH
+            if not isinstance(value, _SYNC_VALUES) and self.is_awaitable(value):
+                return _LONG_PATH
+            serialized = leaf.serialize(value)
+        except Exception:  # graphql-core's path runs it again and reports the error
+            return _LONG_PATH
+        return _LONG_PATH if serialized is None or serialized is Undefined else serialized
