@@ -1,5 +1,6 @@
 """The short path for plain leaf fields gives graphql-core's answers, errors included."""
 
+import asyncio
 import enum
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -44,6 +45,10 @@ class Item:
     @strawberry.field
     def broken(self) -> int:
         raise ValueError("no number today")
+
+    @strawberry.field
+    async def later(self) -> str:
+        return self.name + " later"
 
 
 ROWS: list[Any] = []
@@ -97,6 +102,16 @@ def test_leaves_come_out_as_strawberry_gives_them() -> None:
         "upper": "A",
         "fieldName": "fieldName",
     }
+
+
+def test_fields_keep_the_documents_order_around_resolvers_sync_and_async() -> None:
+    ROWS[:] = [Thing(name="a", note=None, colour=Colour.RED, at=AT)]
+    query = "{ items { shout name later note upper colour } }"
+    ours, theirs = (asyncio.run(s.execute(query)) for s in schemas())
+    assert ours.errors is theirs.errors is None
+    assert ours.data == theirs.data
+    assert list(ours.data["items"][0]) == ["shout", "name", "later", "note", "upper", "colour"]
+    assert ours.data["items"][0]["later"] == "a later"
 
 
 def test_sqlalchemy_rows_serve_as_roots() -> None:
