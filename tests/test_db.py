@@ -1,5 +1,6 @@
 """Database helpers: UTC times, and reads that share a bounded pool."""
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -50,14 +51,23 @@ def test_ping_raises_for_an_unreachable_database() -> None:
         dead.ping()
 
 
-def test_more_concurrent_reads_than_connections_all_answer_and_give_them_back(
-    backend: Settings,
-) -> None:
+def test_reads_beyond_the_pool_wait_their_turn_and_all_answer(backend: Settings) -> None:
     small = Database(backend.database_url, pool_size=2)
+    running: list[int] = []
+    most = 0
+    lock = threading.Lock()
 
     def hold_and_read(session: Session) -> int:
-        time.sleep(0.05)  # hold the connection, so that the reads overlap
-        return int(session.execute(sa.text("SELECT 1")).scalar_one())
+        nonlocal most
+        with lock:
+            running.append(1)
+            most = max(most, len(running))
+        time.sleep(0.05)  # so that the reads overlap
+        try:
+            return int(session.execute(sa.text("SELECT 1")).scalar_one())
+        finally:
+            with lock:
+                running.pop()
 
     async def many() -> list[int]:
         results: list[int] = []
@@ -72,6 +82,7 @@ def test_more_concurrent_reads_than_connections_all_answer_and_give_them_back(
 
     try:
         assert anyio.run(many) == [1] * 12
+        assert most == 2  # as many at once as there are connections, no more
         assert small.engine.pool.checkedout() == 0
     finally:
         small.dispose()

@@ -148,9 +148,7 @@ def list_trends(
 
 def get_trend(session: Session, pk: int, columns: Iterable[str] = ()) -> Any | None:
     """The trend with primary key `pk`, or None."""
-    wanted = {"id", *columns}
-    stmt = sa.select(*(c for c in TREND_TABLE.columns if c.key in wanted)).where(T.id == pk)
-    return session.execute(stmt).first()
+    return get_trends(session, [pk], columns).get(pk)
 
 
 def get_trends(session: Session, pks: Iterable[int], columns: Iterable[str] = ()) -> dict[int, Any]:
