@@ -1,7 +1,7 @@
 """The view side of the response cache: which requests it answers, and how."""
 
 import hashlib
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import orjson
@@ -31,6 +31,7 @@ class _FieldNames(Visitor):
 PERSONAL_FIELDS = frozenset({"me"})
 
 
+@lru_cache(maxsize=512)  # a pure function of the text: each distinct document is parsed once here
 def cacheable(query: str, operation_name: str | None) -> bool:
     """Whether a document is a read-only operation whose answer is the same for a whole role."""
     try:
