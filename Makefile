@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate serve test lint format schema bench clean
+.PHONY: help install run migrate serve test lint format schema bench bench-attacks clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ schema: install ## regenerate schema.graphql from the code
 bench: install ## benchmark HTTP (wrk) and imports on PostgreSQL; writes bench/results.json
 	command -v wrk >/dev/null && test -x /usr/bin/time || (apt-get update && apt-get install -y wrk time)
 	$(BIN)/python bench/run.py
+
+bench-attacks: install ## time the refusal of each known attack next to a normal query (PostgreSQL)
+	$(BIN)/python bench/attacks.py
 
 clean: ## remove .venv and caches (keeps var/ and media/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

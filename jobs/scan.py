@@ -6,7 +6,10 @@ from trends_gql.settings import get_settings
 
 
 def scan_media() -> list[int]:
-    """Queue an import of each settled CSV file in the media folder; fail runs of dead workers."""
+    """Queue an import of each settled CSV file in the media folder; fail runs of dead workers.
+
+    Entries that are not regular files are moved to failed/ unread, as failed runs.
+    """
     settings = get_settings()
     db = Database(settings.database_url)
     try:

@@ -4,7 +4,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 from trends_gql import models  # noqa: F401  (registers the tables)
-from trends_gql.db import create_db_engine
+from trends_gql.db import create_db_engine, created_on
 from trends_gql.settings import get_settings
 
 config = context.config
@@ -23,6 +23,7 @@ def run() -> None:
             connection=connection,
             target_metadata=SQLModel.metadata,
             render_as_batch=connection.dialect.name == "sqlite",
+            include_object=created_on(connection.dialect.name),
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -204,6 +204,15 @@ def login(client: httpx.Client, email: str, password: str = PASSWORD) -> dict[st
     return post(client, LOGIN, email=email, password=password)
 
 
+def signed_in(settings: Settings, email: str) -> httpx.Cookies:
+    """The session cookie of a login through an app of `settings` (any app of its database
+    accepts it: sessions live in the database)."""
+    with web_client(settings) as client:
+        body = login(client, email)
+        assert "errors" not in body, body
+        return httpx.Cookies(client.cookies)
+
+
 def code(body: dict[str, Any]) -> str:
     """The code of the first error of a response."""
     assert body.get("errors"), body

@@ -2,14 +2,17 @@
 
 import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import SAMPLE, csv_text, trend_row
+from conftest import PASSWORD, SAMPLE, csv_text, trend_row
+from sqlalchemy.orm import Session
 
+from trends_gql import sessions, users
 from trends_gql.cli import main
-from trends_gql.db import Database
+from trends_gql.db import Database, utcnow
 from trends_gql.models import TREND_TABLE
 from trends_gql.settings import get_settings
 
@@ -176,3 +179,71 @@ def test_export_to_an_unwritable_place_exits_2(
     blocker.write_text("")
     assert main(["export", str(blocker / "trends.csv")]) == 2
     assert "error: cannot write" in capsys.readouterr().err
+
+
+def _open_session(db: Database, email: str, at: datetime, agent: str) -> str:
+    def open_one(session: Session) -> str:
+        user_id = users.require_user(session, email).id
+        token, _ = sessions.open_session(
+            session, user_id, now=at, max_age=3600, client_address="10.0.0.7", user_agent=agent
+        )
+        return token
+
+    return db.call(open_one)
+
+
+def test_list_sessions_shows_the_live_sessions_of_a_user(
+    cli_db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli_db.call(lambda s: users.create_user(s, "ann@example.org", PASSWORD))
+    now = utcnow().replace(microsecond=0)
+    older = _open_session(cli_db, "ann@example.org", now - timedelta(minutes=5), "Firefox")
+    newer = _open_session(cli_db, "ann@example.org", now, "Safari")
+    _open_session(cli_db, "ann@example.org", now - timedelta(hours=2), "Expired")
+    assert main(["list-sessions", "ANN@example.org"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "id\tcreated\tlast seen\texpires\taddress\tuser agent"
+    rows = [line.split("\t") for line in lines[1:]]
+    assert [r[0] for r in rows] == [sessions.hash_token(t).hex()[:8] for t in (newer, older)]
+    assert rows[0][1:] == [
+        now.isoformat(),
+        now.isoformat(),
+        (now + timedelta(hours=1)).isoformat(),
+        "10.0.0.7",
+        "Safari",
+    ]
+    assert newer not in "\n".join(lines)  # the id itself is never shown
+
+
+def test_end_sessions_signs_a_user_out_everywhere(
+    cli_db: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for email in ("ann@example.org", "bob@example.org"):
+        cli_db.call(lambda s, e=email: users.create_user(s, e, PASSWORD))
+    for agent in ("Firefox", "Safari"):
+        _open_session(cli_db, "ann@example.org", utcnow(), agent)
+    _open_session(cli_db, "bob@example.org", utcnow(), "Safari")
+    assert main(["end-sessions", "ann@example.org"]) == 0
+    assert capsys.readouterr().out == "2 sessions of ann@example.org ended\n"
+    assert main(["list-sessions", "ann@example.org"]) == 0
+    assert capsys.readouterr().out == "id\tcreated\tlast seen\texpires\taddress\tuser agent\n"
+    assert main(["end-sessions", "bob@example.org"]) == 0
+    assert capsys.readouterr().out == "1 session of bob@example.org ended\n"
+
+
+@pytest.mark.parametrize("command", ["list-sessions", "end-sessions"])
+def test_session_commands_of_an_unknown_user_fail_with_a_message(
+    cli_db: Database, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    assert main([command, "nobody@example.org"]) == 1
+    assert capsys.readouterr().err == "error: no user with email nobody@example.org\n"
+
+
+def test_samesite_none_without_secure_cookies_stops_at_start(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SESSION_COOKIE_SAMESITE", "None")
+    assert main(["list-users"]) == 2
+    err = capsys.readouterr().err
+    assert "SESSION_COOKIE_SAMESITE=none needs secure cookies" in err
+    assert "SESSION_COOKIE_SECURE=1" in err

@@ -173,6 +173,41 @@ def test_unrecognised_ten_column_header_is_read_by_position(db: Database, tmp_pa
     assert _fields(_stored(db)[0]) == dict(zip(FIELDS, expected, strict=True))
 
 
+RECORD_FIRST_LINES = [
+    pytest.param(
+        ["AI", "Edge AI", "Gaps", "1", "2", "pilot", "high", "Legal", "Retail", "Use"], id="full"
+    ),
+    pytest.param(["AI", "Edge AI", "Gaps", "", "", "", "", "", "", ""], id="text-only"),
+    pytest.param(["AI", "Edge AI", "", "144453", "x", "", "", "", "", ""], id="one-count"),
+    pytest.param(["AI", "Edge AI", "", "", "", "Deploy", "", "", "", ""], id="readiness"),
+    pytest.param(["AI", "Edge AI", "", "", "", "", "", "T", "", ""], id="steepl"),
+]
+
+
+@pytest.mark.parametrize("first", RECORD_FIRST_LINES)
+def test_a_first_line_that_is_a_trend_record_is_refused_not_taken_as_a_header(
+    db: Database, tmp_path: Path, first: list[str]
+) -> None:
+    row = ["AI", "Robotics", "Gaps", "3", "4", "Deploy", "Low", "S", "Energy", "Use"]
+    with pytest.raises(CsvFormatError, match="trend record, not a header: the first line must"):
+        load(db, tmp_path, _lines(first, row))
+    assert _stored(db) == []
+
+
+def test_the_reader_opens_no_symbolic_link_and_nothing_but_a_regular_file(
+    db: Database, tmp_path: Path
+) -> None:
+    link = tmp_path / "link.csv"
+    link.symlink_to(SAMPLE)
+    with pytest.raises(CsvFormatError, match="symbolic link: links are not followed"):
+        load(db, tmp_path, link)
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
+    with pytest.raises(CsvFormatError, match="is a folder, not a regular file"):
+        load(db, tmp_path, folder)
+    assert _stored(db) == []
+
+
 def test_row_errors_name_the_physical_line_where_the_record_starts(
     db: Database, tmp_path: Path
 ) -> None:
@@ -234,7 +269,7 @@ FILE_ERRORS = [
     ),
     pytest.param(
         _lines(["name", "value", "note"], ["A", "B", "C"]).encode(),
-        r"header not recognised \(3 columns\)",
+        r"header not recognised \(3 columns\): the first line must be the header",
         id="wrong-width-header",
     ),
     pytest.param(

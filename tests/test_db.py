@@ -4,14 +4,20 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 import sqlalchemy as sa
+from conftest import code, generate_csv, load, post, serve, with_settings
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from trends_gql.app import create_app
+from trends_gql.cli import main
 from trends_gql.db import Database, UTCDateTime
-from trends_gql.settings import Settings
+from trends_gql.settings import Settings, get_settings
 
 _table = sa.Table("moments", sa.MetaData(), sa.Column("at", UTCDateTime))
 
@@ -103,3 +109,98 @@ def test_reads_see_a_write_committed_by_another_session(db: Database) -> None:
     finally:
         with db.engine.begin() as conn:
             conn.execute(sa.text("DROP TABLE seen"))
+
+
+# The web's statement time limit (DB_STATEMENT_TIMEOUT_MS), on PostgreSQL
+
+FACETS_OF_A_SEARCH = '{ trendFacets(filter: {search: "~"}) { total } }'
+
+
+@pytest.fixture
+def many_trends(backend: Settings, db: Database, tmp_path: Path) -> Database:
+    """40,000 generated trends in the PostgreSQL database: a scan of them takes a while."""
+    if backend.database_url.startswith("sqlite"):
+        pytest.skip("the statement time limit is PostgreSQL's")
+    assert load(db, tmp_path, generate_csv(40_000, tmp_path / "many.csv")).created == 40_000
+    return db
+
+
+def test_a_statement_beyond_the_web_time_limit_is_query_timeout_and_the_pool_stays_healthy(
+    backend: Settings, many_trends: Database
+) -> None:
+    # One connection: the request after the cancelled statement gets the very same one.
+    settings = with_settings(backend, db_statement_timeout_ms=50, db_pool_size=1, cache_ttl=0)
+    app = create_app(settings)
+    connections: list[object] = []
+    sa.event.listen(app.state.db.engine, "connect", lambda conn, _: connections.append(conn))
+    with serve(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        # A one-character term has no trigram: the four facet counts scan every row.
+        started = time.monotonic()
+        body = post(client, FACETS_OF_A_SEARCH)
+        assert time.monotonic() - started < 5
+        assert code(body) == "QUERY_TIMEOUT"
+        assert "longer than the 50 ms this server allows" in body["errors"][0]["message"]
+        assert body["data"] is None
+        assert app.state.db.engine.pool.checkedout() == 0
+
+        after = post(client, "{ trends(first: 2) { nodes { macrotrend } } }")
+        assert "errors" not in after, after
+        assert len(after["data"]["trends"]["nodes"]) == 2
+        assert len(connections) == 1  # served by the connection whose statement was cancelled
+    # Without the limit the same query answers: it was the limit that stopped it.
+    unlimited = create_app(with_settings(settings, db_statement_timeout_ms=0))
+    with serve(unlimited) as url, httpx.Client(base_url=url, timeout=60) as client:
+        assert post(client, FACETS_OF_A_SEARCH) == {"data": {"trendFacets": {"total": 0}}}
+
+
+def test_only_the_web_process_gets_the_statement_time_limit(backend: Settings) -> None:
+    settings = with_settings(backend, db_statement_timeout_ms=1234)
+    web = create_app(settings).state.db
+    # Workers and the CLI open their database like this: imports and exports run long.
+    other = Database(settings.database_url)
+    show = "SHOW statement_timeout"
+    try:
+        if web.dialect == "postgresql":
+            assert web.call(lambda s: s.execute(sa.text(show)).scalar_one()) == "1234ms"
+            assert other.call(lambda s: s.execute(sa.text(show)).scalar_one()) == "0"
+        assert other.statement_timeout_ms == 0
+    finally:
+        web.dispose()
+        other.dispose()
+
+
+def test_the_time_limit_keeps_the_options_of_the_database_url(backend: Settings) -> None:
+    if backend.database_url.startswith("sqlite"):
+        pytest.skip("the statement time limit is PostgreSQL's")
+    url = make_url(backend.database_url).update_query_dict({"options": "-c lock_timeout=777"})
+    web = Database(url.render_as_string(hide_password=False), statement_timeout_ms=1234)
+    try:
+        shown = web.call(
+            lambda s: s.execute(
+                sa.text(
+                    "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')"
+                )
+            ).one()
+        )
+        assert tuple(shown) == ("1234ms", "777ms")
+    finally:
+        web.dispose()
+
+
+def test_the_cli_imports_past_the_web_time_limit(
+    backend: Settings,
+    db: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if backend.database_url.startswith("sqlite"):
+        pytest.skip("the statement time limit is PostgreSQL's")
+    monkeypatch.setenv("DATABASE_URL", backend.database_url)
+    monkeypatch.setenv("DB_STATEMENT_TIMEOUT_MS", "1")  # every insert batch takes longer
+    get_settings.cache_clear()
+    try:
+        assert main(["import", str(generate_csv(5000, tmp_path / "some.csv"))]) == 0
+    finally:
+        get_settings.cache_clear()
+    assert "5000 created" in capsys.readouterr().out

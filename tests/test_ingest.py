@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import SAMPLE, csv_text, generate_csv, load, trend_row
 
-from trends_gql.csvio import escape_cell
+from trends_gql.csvio import CsvFormatError, escape_cell
 from trends_gql.db import Database
 from trends_gql.ingest import ImportReport, export_trends
 from trends_gql.models import TREND_TABLE
@@ -203,6 +203,31 @@ def test_max_errors_limits_the_listed_errors_not_the_count(db: Database, tmp_pat
     report = load(db, tmp_path, csv_text(rows), max_errors=2)
     assert report.invalid == 5
     assert [e.line for e in report.errors] == [2, 3]
+
+
+def _rest_is_refused(db: Database, tmp_path: Path, rest: bytes) -> bool:
+    try:
+        return not load(db, tmp_path, rest, dry_run=True).ok
+    except CsvFormatError:
+        return True
+
+
+def test_the_rest_of_a_file_cut_anywhere_is_never_imported_as_a_file_of_its_own(
+    db: Database, tmp_path: Path
+) -> None:
+    whole = SAMPLE.read_bytes()
+    lines = [i + 1 for i, byte in enumerate(whole) if byte == ord("\n")][:-1]
+    for cut in sorted({*lines, *range(1, len(whole) - 1, 53)}):
+        assert _rest_is_refused(db, tmp_path, whole[cut:]), whole[cut:].split(b"\n", 1)[0]
+    assert _count(db) == 0
+
+
+def test_a_first_line_of_ten_unknown_names_is_still_read_by_position(
+    db: Database, tmp_path: Path
+) -> None:
+    header = "Mega;Macro;Gaps;Pubs;Pats;Readiness;Effect;Category;Sectors;Uses\r\n"
+    report = load(db, tmp_path, header + "AI;Edge AI;Gaps;1;2;Pilot;High;T;Retail;Use\r\n")
+    assert (report.by_position, report.created) == (True, 1)
 
 
 def test_large_file_is_imported_in_bounded_memory(

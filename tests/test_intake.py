@@ -23,6 +23,7 @@ from conftest import (
     make_user,
     post,
     settings_env,
+    signed_in,
     trend_row,
     web_client,
     with_settings,
@@ -56,7 +57,11 @@ def staff(jobs_settings: Settings, db: Database) -> Iterator[httpx.Client]:
 
 
 def upload(
-    client: httpx.Client, content: bytes, name: str = "trends.csv", dry_run: bool = False
+    client: httpx.Client,
+    content: bytes,
+    name: str = "trends.csv",
+    dry_run: bool = False,
+    status: int = 200,
 ) -> dict[str, Any]:
     """POST a GraphQL multipart request (the upload spec) for importTrends.
 
@@ -79,7 +84,7 @@ def upload(
     body += f"--{boundary}--\r\n".encode()
     headers = {**PREFLIGHT, "content-type": f"multipart/form-data; boundary={boundary}"}
     response = client.post("/graphql", content=body, headers=headers)
-    assert response.status_code == 200, response.text
+    assert response.status_code == status, response.text
     return response.json()
 
 
@@ -222,9 +227,10 @@ def test_the_client_file_name_is_only_data(
 def test_uploads_need_staff_and_the_csrf_header(jobs_settings: Settings, db: Database) -> None:
     make_user(db, "reader@example.org")
     with web_client(jobs_settings) as client:
-        assert code(upload(client, b"x")) == "UNAUTHENTICATED"
+        # Refused before the body is read (protection.BodyLimit).
+        assert code(upload(client, b"x", status=401)) == "UNAUTHENTICATED"
         login(client, "reader@example.org")
-        assert code(upload(client, b"x")) == "FORBIDDEN"
+        assert code(upload(client, b"x", status=403)) == "FORBIDDEN"
         operations = {"query": UPLOAD, "variables": {"file": None}}
         response = client.post(
             "/graphql",
@@ -240,8 +246,9 @@ def test_with_redis_down_uploads_are_refused_and_leave_nothing(
 ) -> None:
     settings = with_settings(jobs_settings, redis_url="redis://127.0.0.1:1/0")
     make_user(db, "staff@example.org", staff=True)
+    cookies = signed_in(jobs_settings, "staff@example.org")  # logins need Redis
     with web_client(settings) as client:
-        login(client, "staff@example.org")
+        client.cookies = cookies
         body = upload(client, SAMPLE.read_bytes())
         assert code(body) == "SERVICE_UNAVAILABLE"
         assert total(client) == 0
@@ -299,6 +306,8 @@ def test_a_scan_imports_settled_csv_files_only(
     drop(media, "partial.csv.part", csv_text([trend_row()]).encode())
     drop(media, ".hidden.csv", csv_text([trend_row()]).encode())
     drop(media, "notes.txt", b"hello")
+    drop(media, "upper.CSV", csv_text([trend_row()]).encode())
+    drop(media, "written.csv.tmp", csv_text([trend_row()]).encode())
     found = post(staff, SCAN)["data"]["runMediaImport"]
     assert [(r["fileName"], r["source"], r["status"]) for r in found] == [
         ("ready.csv", "MEDIA", "QUEUED")
@@ -308,9 +317,39 @@ def test_a_scan_imports_settled_csv_files_only(
     assert run_of(staff, found[0]["id"])["status"] == "SUCCEEDED"
     assert total(staff) == 44
     left = set(files(media))
-    assert left >= {"fresh.csv", "partial.csv.part", ".hidden.csv", "notes.txt"}
+    assert left >= {
+        "fresh.csv",
+        "partial.csv.part",
+        ".hidden.csv",
+        "notes.txt",
+        "upper.CSV",
+        "written.csv.tmp",
+    }
     assert "ready.csv" not in left
     assert len(files(media / "processed")) == 1
+
+
+def test_a_file_claimed_half_written_leaves_its_rest_refused_not_read_as_a_header(
+    staff: httpx.Client, jobs_settings: Settings
+) -> None:
+    rows = [trend_row(macrotrend=f"M{i}") for i in range(4)]
+    whole = csv_text(rows).encode()
+    cut = whole.index(b"M2")
+    cut = whole.rindex(b"\r\n", 0, cut) + 2  # the writer paused after two rows
+    drop(jobs_settings.media_dir, "report.csv", whole[:cut])
+    [first] = post(staff, SCAN)["data"]["runMediaImport"]
+    work(jobs_settings)
+    assert run_of(staff, first["id"])["status"] == "SUCCEEDED"
+    drop(jobs_settings.media_dir, "report.csv", whole[cut:])  # the rest, written later
+    [rest] = post(staff, SCAN)["data"]["runMediaImport"]
+    work(jobs_settings)
+    run = run_of(staff, rest["id"])
+    assert (run["status"], run["rowsCreated"]) == ("FAILED", 0)
+    assert "the first line must be the header" in run["message"]
+    assert "renamed when complete" in run["message"]
+    assert total(staff) == 2
+    [kept] = [f for f in files(jobs_settings.media_dir / "failed") if f.endswith(".csv")]
+    assert (jobs_settings.media_dir / "failed" / kept).read_bytes() == whole[cut:]
 
 
 def test_two_concurrent_scans_import_each_file_once(jobs_settings: Settings, db: Database) -> None:
@@ -419,7 +458,9 @@ def test_a_killed_worker_leaves_no_rows_and_its_file_back_in_the_media_folder(
     assert run["status"] == "FAILED"
     assert "worker stopped" in run["message"]
     assert total(staff) == 0
-    assert (jobs_settings.media_dir / "big.csv").read_bytes() == big.read_bytes()
+    [back] = [f for f in files(jobs_settings.media_dir) if f.endswith(".csv")]
+    assert re.fullmatch(r"\d{8}T\d{6}-[0-9a-f]{12}\.csv", back), back  # a name of our own
+    assert (jobs_settings.media_dir / back).read_bytes() == big.read_bytes()
 
 
 def test_an_upload_of_50_mib_and_one_byte_is_refused_by_default(

@@ -1,9 +1,10 @@
 """HTTP protections of the real app, over HTTP: CSRF prevention, body size, request rates."""
 
-import base64
 import json
 import logging
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -11,13 +12,16 @@ from conftest import (
     FakeClock,
     code,
     delete_rate_keys,
+    login,
+    make_user,
     new_rate_namespace,
     web_client,
     with_settings,
 )
-from itsdangerous import TimestampSigner
 
-from trends_gql.app import SESSION_COOKIE
+from trends_gql import sessions, users
+from trends_gql.auth import SESSION_COOKIE, clock_time
+from trends_gql.db import Database
 from trends_gql.settings import Settings
 
 TYPENAME = {"query": "{ __typename }"}
@@ -30,6 +34,20 @@ def client(sqlite_settings: Settings) -> Iterator[httpx.Client]:
     """A client of an app with a small body limit and no request rate limit."""
     with web_client(with_settings(sqlite_settings, max_body_bytes=2048)) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def sqlite_db(sqlite_settings: Settings) -> Iterator[Database]:
+    database = Database(sqlite_settings.database_url)
+    yield database
+    database.dispose()
+
+
+def new_user(db: Database, **roles: bool) -> str:
+    """The email of a new user of the shared database (password PASSWORD)."""
+    email = f"user-{uuid.uuid4().hex[:12]}@example.org"
+    make_user(db, email, **roles)
+    return email
 
 
 def refusal(response: httpx.Response, status: int, expected_code: str) -> str:
@@ -147,10 +165,73 @@ def test_a_streamed_body_under_the_limit_is_read_whole(client: httpx.Client) -> 
     assert client.post("/graphql", content=chunked(padded(2000)), headers=JSON).json() == OK
 
 
-def test_multipart_bodies_are_left_to_the_upload_limit(client: httpx.Client) -> None:
-    files = {"file": ("big.csv", b"x" * 5000)}
-    response = client.post("/graphql", files=files, headers={"x-requested-with": "XMLHttpRequest"})
-    assert response.status_code != 413
+PREFLIGHT = {"x-requested-with": "XMLHttpRequest"}
+BOUNDARY = "trends-protection-test"
+MULTIPART = {**PREFLIGHT, "content-type": f"multipart/form-data; boundary={BOUNDARY}"}
+UPLOAD_HEAD = (
+    f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="operations"\r\n\r\n'
+    '{"query": "{ __typename }"}\r\n'
+    f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="map"\r\n\r\n{{}}\r\n'
+    f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="0"; filename="big.csv"\r\n\r\n'
+).encode()
+UPLOAD_TAIL = f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def multipart(size: int) -> bytes:
+    """A GraphQL multipart request (`{ __typename }`) with a file of `size` bytes."""
+    return UPLOAD_HEAD + b"x" * size + UPLOAD_TAIL
+
+
+def test_a_staff_upload_may_be_larger_than_the_body_limit(
+    client: httpx.Client, sqlite_db: Database
+) -> None:
+    with httpx.Client(base_url=client.base_url) as staff:
+        login(staff, new_user(sqlite_db, staff=True))
+        response = staff.post("/graphql", content=multipart(5000), headers=MULTIPART)
+        assert response.json() == OK
+        streamed = staff.post("/graphql", content=chunked(multipart(5000)), headers=MULTIPART)
+        assert streamed.json() == OK
+
+
+def test_an_anonymous_upload_is_refused_before_its_body_is_read(client: httpx.Client) -> None:
+    total = 50 << 20
+    sent = 0
+
+    def body() -> Iterator[bytes]:
+        nonlocal sent
+        yield UPLOAD_HEAD
+        while sent < total:
+            sent += 1 << 16
+            yield b"x" * (1 << 16)
+        yield UPLOAD_TAIL
+
+    started = time.monotonic()
+    response = client.post("/graphql", content=body(), headers=MULTIPART)
+    assert "sign in as staff" in refusal(response, 401, "UNAUTHENTICATED").lower()
+    # The server closed the connection instead of reading the rest (socket buffers hold some).
+    assert sent < total // 5, sent
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["declared", "streamed"])
+def test_a_signed_in_non_staff_upload_is_refused_with_403(
+    client: httpx.Client, sqlite_db: Database, streamed: bool
+) -> None:
+    with httpx.Client(base_url=client.base_url) as reader:
+        login(reader, new_user(sqlite_db))
+        content = multipart(100_000)
+        response = reader.post(
+            "/graphql", content=chunked(content) if streamed else content, headers=MULTIPART
+        )
+        assert "only staff" in refusal(response, 403, "FORBIDDEN").lower()
+
+
+def test_a_staff_json_body_has_the_body_limit(client: httpx.Client, sqlite_db: Database) -> None:
+    with httpx.Client(base_url=client.base_url) as staff:
+        login(staff, new_user(sqlite_db, staff=True))
+        refusal(
+            staff.post("/graphql", content=padded(2049), headers=JSON), 413, "PAYLOAD_TOO_LARGE"
+        )
 
 
 # Request rates: one app with a fake clock; each test starts an hour after the previous one.
@@ -181,11 +262,20 @@ def limited_clock(limited_app: tuple[Settings, FakeClock, str]) -> FakeClock:
     return limited_app[1]
 
 
-def signed_in(settings: Settings, base_url: str, uid: int) -> httpx.Client:
-    """A client whose session cookie says user `uid`, signed as SessionMiddleware signs it."""
-    payload = base64.b64encode(json.dumps({"uid": uid}).encode())
-    cookie = TimestampSigner(settings.session_secret).sign(payload).decode()
-    return httpx.Client(base_url=base_url, cookies={SESSION_COOKIE: cookie})
+def signed_in(db: Database, base_url: str, clock: Callable[[], float]) -> httpx.Client:
+    """A client with a session of a new user, opened at the app's time."""
+    email = new_user(db)
+    token, _ = db.call(
+        lambda s: sessions.open_session(
+            s,
+            users.require_user(s, email).id,
+            now=clock_time(clock),
+            max_age=3600,
+            client_address=None,
+            user_agent=None,
+        )
+    )
+    return httpx.Client(base_url=base_url, cookies={SESSION_COOKIE: token})
 
 
 def statuses(client: httpx.Client, n: int) -> list[int]:
@@ -225,10 +315,10 @@ def test_retry_after_counts_down_to_when_the_oldest_request_leaves_the_window(
 
 
 def test_a_signed_in_user_is_limited_per_user_not_per_address(
-    limited: httpx.Client, limited_app: tuple[Settings, FakeClock, str]
+    limited: httpx.Client, limited_app: tuple[Settings, FakeClock, str], sqlite_db: Database
 ) -> None:
-    settings, _, url = limited_app
-    with signed_in(settings, url, 7) as ann, signed_in(settings, url, 8) as bob:
+    _, clock, url = limited_app
+    with signed_in(sqlite_db, url, clock) as ann, signed_in(sqlite_db, url, clock) as bob:
         assert statuses(ann, 6) == [200] * 5 + [429]
         assert statuses(bob, 5) == [200] * 5
     assert statuses(limited, 4) == [200, 200, 200, 429]
@@ -251,7 +341,7 @@ def test_a_429_is_readable_by_an_allowed_origin(limited: httpx.Client) -> None:
 
 @pytest.mark.parametrize(("anon", "user"), [(0, 1), (1, 0)])
 def test_zero_switches_a_limit_off(
-    sqlite_settings: Settings, rate_namespace: str, anon: int, user: int
+    sqlite_settings: Settings, sqlite_db: Database, rate_namespace: str, anon: int, user: int
 ) -> None:
     settings = with_settings(
         sqlite_settings,
@@ -260,9 +350,10 @@ def test_zero_switches_a_limit_off(
         rate_limit_namespace=rate_namespace,
     )
     unlimited, limited_to_one = ([200] * 8, [200] + [429] * 7)
+    clock = FakeClock()
     with (
-        web_client(settings, FakeClock()) as anonymous,
-        signed_in(settings, str(anonymous.base_url), 1) as user_client,
+        web_client(settings, clock) as anonymous,
+        signed_in(sqlite_db, str(anonymous.base_url), clock) as user_client,
     ):
         assert statuses(anonymous, 8) == (unlimited if anon == 0 else limited_to_one)
         assert statuses(user_client, 8) == (unlimited if user == 0 else limited_to_one)
@@ -276,3 +367,69 @@ def test_without_redis_requests_are_still_limited_and_the_outage_logged_once(
         assert statuses(anonymous, 4) == [200, 200, 429, 429]
     degraded = [r for r in caplog.records if "rate limiting degraded" in r.getMessage()]
     assert len(degraded) == 1
+
+
+# Cross-site frontends: Apollo Client's headers, and headers operators allow
+
+
+def preflight(client: httpx.Client, headers: str) -> httpx.Response:
+    """A browser's CORS preflight for a POST from ORIGIN that will carry these headers."""
+    request = {"access-control-request-method": "POST", "access-control-request-headers": headers}
+    return client.options("/graphql", headers={"origin": ORIGIN, **request})
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["apollographql-client-name", "apollographql-client-version", "apollo-require-preflight"],
+)
+def test_a_preflight_for_an_apollo_client_header_is_allowed(
+    client: httpx.Client, header: str
+) -> None:
+    response = preflight(client, f"content-type, {header}")
+    assert response.status_code == 200, response.text
+    assert response.headers["access-control-allow-origin"] == ORIGIN
+    assert header in response.headers["access-control-allow-headers"].lower()
+
+
+def test_a_preflight_for_a_header_nobody_allowed_is_refused(client: httpx.Client) -> None:
+    assert preflight(client, "content-type, x-trace-id").status_code == 400
+
+
+def test_cors_allow_headers_sets_the_headers_allowed_besides_the_standard_ones(
+    sqlite_settings: Settings,
+) -> None:
+    settings = with_settings(sqlite_settings, cors_allow_headers=" X-Trace-Id , x-tenant,")
+    assert settings.cors_allow_headers == ["X-Trace-Id", "x-tenant"]
+    with web_client(settings) as configured:
+        allowed = "content-type, graphql-require-preflight, x-requested-with, x-trace-id, x-tenant"
+        assert preflight(configured, allowed).status_code == 200
+        assert preflight(configured, "apollographql-client-name").status_code == 400
+
+
+def test_csrf_lets_a_simple_post_with_apollo_require_preflight_through(
+    client: httpx.Client,
+) -> None:
+    headers = {"content-type": "text/plain", "Apollo-Require-Preflight": "1"}
+    response = client.post("/graphql", content=json.dumps(TYPENAME), headers=headers)
+    assert refusal(response, 400, "BAD_REQUEST") == "Unsupported content type"
+
+
+def test_csrf_lets_a_multipart_post_with_apollo_require_preflight_through(
+    client: httpx.Client,
+) -> None:
+    upload = {"operations": json.dumps(TYPENAME), "map": "{}"}
+    refused = client.post("/graphql", files={"0": ("a.csv", b"x")}, data=upload)
+    assert code(refused.json()) == "CSRF_PREVENTED"
+    response = client.post(
+        "/graphql",
+        files={"0": ("a.csv", b"x")},
+        data=upload,
+        headers={"Apollo-Require-Preflight": "1"},
+    )
+    # Past the CSRF check (what comes next depends on who uploads).
+    assert "CSRF_PREVENTED" not in response.text
+
+
+def test_csrf_refuses_an_empty_apollo_require_preflight_header(client: httpx.Client) -> None:
+    response = client.get("/graphql", params=TYPENAME, headers={"Apollo-Require-Preflight": ""})
+    refusal(response, 400, "CSRF_PREVENTED")

@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from conftest import SAMPLE, GraphQL, csv_text, load, trend_row
+from sqlalchemy.orm import Session
 
+from trends_gql import queries
 from trends_gql.db import Database
 from trends_gql.pagination import decode_id, encode_id
 from trends_gql.settings import Settings
@@ -554,6 +557,46 @@ def test_a_garbage_cursor_is_bad_user_input(gql: GraphQL, rows: list[Node]) -> N
         assert body["errors"][0]["extensions"]["field"] == "after"
 
 
+def test_order_by_takes_at_most_three_entries_of_distinct_fields(
+    gql: GraphQL, rows: list[Node]
+) -> None:
+    three = [{"field": "MEGATREND"}, {"field": "PATENTS", "direction": "DESC"}, {"field": "ID"}]
+    assert "errors" not in gql(PAGE, {"orderBy": three, "first": 2})
+    refused = {
+        "four entries": [*three, {"field": "PUBLICATIONS"}],
+        "a repeated field": [{"field": "MEGATREND"}, {"field": "MEGATREND", "direction": "DESC"}],
+        "a repeated id": [{"field": "ID"}, {"field": "ID"}],
+    }
+    for why, order in refused.items():
+        body = gql(PAGE, {"orderBy": order, "first": 2})
+        assert error_code(body) == "BAD_USER_INPUT", why
+        assert body["errors"][0]["extensions"]["field"] == "orderBy", why
+        assert body["data"] is None
+    message = gql(PAGE, {"orderBy": refused["four entries"]})["errors"][0]["message"]
+    assert message == "orderBy takes at most 3 entries, got 4"
+
+
+def test_a_cursor_longer_than_any_of_ours_is_refused_before_decoding(
+    gql: GraphQL, rows: list[Node]
+) -> None:
+    body = gql(PAGE, {"first": 2, "after": "A" * 5000})
+    assert error_code(body) == "BAD_USER_INPUT"
+    assert body["errors"][0]["extensions"]["field"] == "after"
+    assert "A" * 100 not in body["errors"][0]["message"]
+
+
+def test_a_cursor_of_the_longest_values_is_accepted(
+    gql: GraphQL, db: Database, tmp_path: Path
+) -> None:
+    load(db, tmp_path, csv_text([trend_row(megatrend="é" * 150, macrotrend="€" * 200)]))
+    load(db, tmp_path, csv_text([trend_row(megatrend="é" * 150, macrotrend="€" * 199)]))
+    order = [{"field": "MEGATREND"}, {"field": "MACROTREND", "direction": "DESC"}]
+    first = gql(PAGE, {"orderBy": order, "first": 1})["data"]["trends"]
+    after = first["pageInfo"]["endCursor"]
+    second = gql(PAGE, {"orderBy": order, "first": 1, "after": after})["data"]["trends"]
+    assert second["nodes"][0]["macrotrend"] == "€" * 199
+
+
 def test_cursors_are_stable_between_requests(gql: GraphQL, rows: list[Node]) -> None:
     order = [{"field": "PUBLICATIONS", "direction": "DESC"}]
     once = gql(PAGE, {"orderBy": order, "first": 10})["data"]["trends"]["edges"]
@@ -821,3 +864,66 @@ def test_facets_count_under_the_filter(gql: GraphQL, rows: list[Node]) -> None:
     for trend_filter in filters:
         expected = facets(matching(rows, trend_filter))
         assert facets_answer(gql, trend_filter) == expected, trend_filter
+
+
+# Search through the trigram index (PostgreSQL)
+
+INDEXED_TERMS = [
+    "renewable",
+    "GRIP S",
+    "100%",
+    "snake_case",
+    "c:\\data",
+    "input/output",
+    "%_",
+    "ai",
+    "e",
+    "no such words anywhere",
+]
+
+
+def _statements(session: Session, run: Callable[[], object]) -> list[tuple[str, Any]]:
+    """The SQL statements, with their parameters, that `run` sends through `session`."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    engine = session.get_bind()
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        run()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def _searched_ids(session: Session, term: str) -> list[int]:
+    page = queries.list_trends(
+        session, trend_filter=queries.TrendFilter(search=term), first=500, with_total=True
+    )
+    assert page.total == len(page.rows)
+    return [row.id for row in page.rows]
+
+
+def test_search_is_served_by_the_trigram_index_with_the_same_answers(
+    backend: Settings, db: Database, rows: list[Node]
+) -> None:
+    if backend.database_url.startswith("sqlite"):
+        pytest.skip("SQLite has no trigram index: its search scans")
+    for term in INDEXED_TERMS:
+        with db.session() as session:
+            scanned = _searched_ids(session, term)
+        assert len(scanned) == len(searched(rows, term)), term
+        with db.session() as session:
+            # On a few rows the planner rightly scans; forbid the table and id scans to see
+            # whether the index can answer the very statements the search sends.
+            session.execute(sa.text("SET LOCAL enable_seqscan = off"))
+            session.execute(sa.text("SET LOCAL enable_indexscan = off"))
+            sent = _statements(session, lambda: _searched_ids(session, term))  # noqa: B023
+            assert len(sent) == 2  # the page and its total
+            for statement, parameters in sent:
+                plan = session.connection().exec_driver_sql("EXPLAIN " + statement, parameters)
+                text = "\n".join(plan.scalars())
+                assert text.count("Bitmap Index Scan on ix_trend_search") == 5, (term, text)
+            assert _searched_ids(session, term) == scanned, term

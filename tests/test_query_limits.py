@@ -1,9 +1,13 @@
 """Limits on GraphQL documents and batches, mutations over GET, introspection and GraphiQL."""
 
+import base64
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import strawberry
 from conftest import code, serve, web_client, with_settings
@@ -244,3 +248,237 @@ def test_introspection_and_graphiql_are_off_in_production_unless_enabled(
             assert "introspection has been disabled" in error["message"]
         assert page.status_code == 404
         assert code(page.json()) == "NOT_FOUND"
+
+
+def fan_out(levels: int) -> str:
+    """F0 is one field; each next fragment spreads the one before four times (4**levels)."""
+    fragments = ["fragment F0 on Query { __typename }"] + [
+        f"fragment F{i} on Query {{ ...F{i - 1} ...F{i - 1} ...F{i - 1} ...F{i - 1} }}"
+        for i in range(1, levels + 1)
+    ]
+    return " ".join(fragments) + f" {{ ...F{levels} }}"
+
+
+def fields_doc(extra: str = "") -> str:
+    """A document of exactly 2,000 fields once expanded (10 x 10 x 20), plus `extra`."""
+    return (
+        "fragment F0 on Query { " + "__typename " * 10 + "} "
+        "fragment F1 on Query { " + "...F0 " * 10 + "} "
+        "fragment F2 on Query { " + "...F1 " * 20 + "} "
+        "{ ...F2 " + extra + "}"
+    )
+
+
+@pytest.mark.parametrize("levels", [6, 10, 30])
+def test_fragments_that_fan_out_are_refused_quickly_by_their_expanded_size(
+    client: httpx.Client, levels: int
+) -> None:
+    query = fan_out(levels)
+    assert len(query) < 2000
+    timings = []
+    for _ in range(5):
+        started = time.perf_counter()
+        error = refused(client, query)
+        timings.append(time.perf_counter() - started)
+        assert error["extensions"]["code"] == "TOO_MANY_FIELDS"
+        assert f"asks for {4**levels} fields" in error["message"]
+    # The round trip, best of five on a shared machine; an unmemoised walk of k=10 takes seconds.
+    assert min(timings) < 0.05, timings
+
+
+def test_a_normal_query_answers_promptly_while_fan_out_attacks_are_refused(
+    client: httpx.Client, sqlite_settings: Settings
+) -> None:
+    attack = fan_out(30)
+    stop = threading.Event()
+    refusals: list[str] = []
+
+    def attacker() -> None:
+        with httpx.Client(base_url=str(client.base_url), timeout=10) as own:
+            while not stop.is_set():
+                body = own.post("/graphql", json={"query": attack}).json()
+                refusals.append(body["errors"][0]["extensions"]["code"])
+
+    threads = [threading.Thread(target=attacker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.2)
+        latencies = []
+        for _ in range(5):
+            started = time.perf_counter()
+            body = client.post("/graphql", json={"query": "{ trends { totalCount } }"}).json()
+            latencies.append(time.perf_counter() - started)
+            assert body == {"data": {"trends": {"totalCount": 0}}}
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+    assert refusals
+    assert set(refusals) == {"TOO_MANY_FIELDS"}
+    assert max(latencies) < 1.0, latencies
+
+
+def test_documents_up_to_the_field_limit_run_and_one_more_field_is_refused(
+    client: httpx.Client,
+) -> None:
+    body = client.post("/graphql", json={"query": fields_doc()}).json()
+    assert body == {"data": {"__typename": "Query"}}
+    error = refused(client, fields_doc("__typename"))
+    assert error["extensions"]["code"] == "TOO_MANY_FIELDS"
+    assert error["message"] == (
+        "The document asks for 2001 fields once its fragments are expanded; "
+        "at most 2000 are allowed."
+    )
+
+
+def test_the_field_limit_is_a_setting(sqlite_settings: Settings) -> None:
+    with web_client(with_settings(sqlite_settings, max_query_fields=3)) as client:
+        assert client.post("/graphql", json={"query": "{ a: __typename b: __typename }"}).json()[
+            "data"
+        ] == {"a": "Query", "b": "Query"}
+        query = "{ ...F ...F } fragment F on Query { a: __typename b: __typename }"
+        assert refused(client, query)["extensions"]["code"] == "TOO_MANY_FIELDS"
+
+
+def test_fragment_cycles_are_measured_and_then_refused_by_validation(
+    client: httpx.Client,
+) -> None:
+    query = "{ ...A } fragment A on Query { ...B } fragment B on Query { __typename ...A }"
+    error = refused(client, query)
+    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert "Cannot spread fragment 'A' within itself" in error["message"]
+
+
+TREND_FIELDS = (
+    "id megatrend macrotrend challengesAndResearchGaps totalCountOfPublications "
+    "totalCountOfPatents technologyReadinessLevel impactStrength steepl relevantIndustries "
+    "realWorldApplicationAndUseCases uploadedAt updatedAt"
+)
+AGGREGATES = (
+    'megatrends { name trendCount macrotrendCount } macrotrendReadiness(megatrend: "AI") '
+    "{ macrotrend trendCount ratedCount averageTrlScore } trendFacets { total "
+    "technologyReadinessLevel { value count } impactStrength { value count } "
+    "steepl { value count } megatrend { value count } }"
+)
+
+
+def page_of(first: str | int, alias: str = "") -> str:
+    """trends with every field of the connection and its trends."""
+    return (
+        f"{alias}trends(first: {first}) {{ totalCount pageInfo {{ hasNextPage hasPreviousPage "
+        f"startCursor endCursor }} edges {{ cursor node {{ {TREND_FIELDS} }} }} "
+        f"nodes {{ {TREND_FIELDS} }} }}"
+    )
+
+
+def test_the_heaviest_documented_query_fits_the_default_cost(client: httpx.Client) -> None:
+    body = client.post("/graphql", json={"query": "{ " + page_of(500) + AGGREGATES + " }"}).json()
+    assert "errors" not in body, body
+    assert body["data"]["trends"]["totalCount"] == 0
+
+
+def test_a_request_asking_for_too_many_rows_is_refused_before_it_runs(
+    client: httpx.Client,
+) -> None:
+    query = "{ " + page_of(500, "a: ") + page_of(500, "b: ") + " }"
+    error = refused(client, query)
+    assert error["extensions"]["code"] == "QUERY_TOO_COSTLY"
+    assert error["message"].startswith("The request would cost 30014 ")
+    assert "at most 20000" in error["message"]
+
+
+def test_page_sizes_in_variables_and_defaults_count_towards_the_cost(
+    sqlite_settings: Settings,
+) -> None:
+    query = "query($n: Int) { trends(first: $n) { nodes { id megatrend } } }"
+    # nodes cost first x (1 + 2 fields); the connection 1 more.
+    with web_client(with_settings(sqlite_settings, max_query_cost=301)) as client:
+        ok = client.post("/graphql", json={"query": query, "variables": {"n": 100}}).json()
+        assert ok == {"data": {"trends": {"nodes": []}}}
+        response = client.post("/graphql", json={"query": query, "variables": {"n": 101}})
+        assert code(response.json()) == "QUERY_TOO_COSTLY"
+        defaulted = "query($n: Int = 101) { trends(first: $n) { nodes { id megatrend } } }"
+        assert code(client.post("/graphql", json={"query": defaulted}).json()) == (
+            "QUERY_TOO_COSTLY"
+        )
+        # trends' own default page is 50.
+        implicit = "{ trends { nodes { id megatrend } } a: trends { nodes { id megatrend } } }"
+        assert code(client.post("/graphql", json={"query": implicit}).json()) == (
+            "QUERY_TOO_COSTLY"
+        )
+        single = "{ trends { nodes { id megatrend } } }"
+        assert client.post("/graphql", json={"query": single}).json() == ok
+
+
+def test_the_operations_of_a_batch_share_one_cost_budget(client: httpx.Client) -> None:
+    one = {"query": "{ " + page_of(300) + " }"}  # 9,007 each
+    answers = client.post("/graphql", json=[one, one]).json()
+    assert [a.get("errors") for a in answers] == [None, None]
+    answers = client.post("/graphql", json=[one, one, one]).json()
+    assert [a["errors"][0]["extensions"]["code"] for a in answers if "errors" in a] == [
+        "QUERY_TOO_COSTLY"
+    ]
+    assert sum("errors" in a for a in answers) == 1
+
+
+def test_aggregates_cost_a_fixed_amount_whatever_they_select(sqlite_settings: Settings) -> None:
+    with web_client(with_settings(sqlite_settings, max_query_cost=300)) as client:
+        three = (
+            "{ megatrends { name } trendFacets { steepl { value count } } x: megatrends { name } }"
+        )
+        assert "errors" not in client.post("/graphql", json={"query": three}).json()
+        four = three[:-1] + "y: megatrends { name trendCount macrotrendCount } }"
+        assert code(client.post("/graphql", json={"query": four}).json()) == "QUERY_TOO_COSTLY"
+
+
+ORDERED = "query($o: [TrendOrder!], $a: String) { trends(orderBy: $o, after: $a) { totalCount } }"
+
+
+def test_a_long_order_by_is_refused_at_once_while_other_requests_are_served(
+    client: httpx.Client,
+) -> None:
+    huge = {"query": ORDERED, "variables": {"o": [{"field": "ID"}] * 60_000}}
+    started = time.perf_counter()
+    response = client.post("/graphql", json=huge)
+    elapsed = time.perf_counter() - started
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "orderBy"}
+    assert error["message"] == "orderBy takes at most 3 entries, got 60000"
+    assert elapsed < 1, elapsed  # 16 s before orderBy had a bound; refused before conversion
+
+    stop = threading.Event()
+    refusals: list[str] = []
+
+    def attacker() -> None:
+        with httpx.Client(base_url=str(client.base_url), timeout=30) as own:
+            while not stop.is_set():
+                body = own.post("/graphql", json=huge).json()
+                refusals.append(body["errors"][0]["extensions"]["code"])
+
+    threads = [threading.Thread(target=attacker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.3)
+        latencies = []
+        for _ in range(3):
+            started = time.perf_counter()
+            body = client.post("/graphql", json={"query": "{ trends { totalCount } }"}).json()
+            latencies.append(time.perf_counter() - started)
+            assert body == {"data": {"trends": {"totalCount": 0}}}
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert set(refusals) == {"BAD_USER_INPUT"}
+    assert max(latencies) < 1, latencies
+
+
+def test_a_cursor_of_another_shape_is_refused_whatever_the_order(client: httpx.Client) -> None:
+    order = [{"field": f} for f in ("MEGATREND", "MACROTREND", "PATENTS")]
+    cursor = base64.urlsafe_b64encode(orjson.dumps(["x", [None] * 600])).decode().rstrip("=")
+    body = client.post(
+        "/graphql", json={"query": ORDERED, "variables": {"o": order, "a": cursor}}
+    ).json()
+    assert body["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}

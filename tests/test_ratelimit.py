@@ -1,15 +1,24 @@
-"""The sliding-window limiter on real Redis (logical db 15), and its in-process fallback."""
+"""The sliding-window limiter on real Redis: request rates with an in-process fallback, and
+login attempts, on a Redis that stalls, stops and restarts for real."""
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
 from conftest import TEST_REDIS_URL, FakeClock
+from private_redis import PrivateRedis, private_redis
 from redis.asyncio.connection import parse_url
 
-from trends_gql.ratelimit import Decision, RateLimiter
+from trends_gql.ratelimit import (
+    CHECK_SECONDS,
+    IN_FLIGHT_RETRY,
+    Attempt,
+    Decision,
+    RateLimiter,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -32,11 +41,10 @@ async def test_hits_are_allowed_up_to_the_limit_then_refused(
     limiter: RateLimiter, clock: FakeClock
 ) -> None:
     first = await limiter.hit("k", 3, 60)
-    assert (first.allowed, first.count, first.retry_after, first.degraded) == (True, 1, 0, False)
-    assert first.token
+    assert first == Decision(True, 0.0, 1, False)
     assert [(await limiter.hit("k", 3, 60)).count for _ in range(2)] == [2, 3]
     refused = await limiter.hit("k", 3, 60)
-    assert refused == Decision(False, 60.0, 3, None, False)
+    assert refused == Decision(False, 60.0, 3, False)
 
 
 async def test_retry_after_is_the_time_until_the_oldest_hit_leaves_the_window(
@@ -62,16 +70,6 @@ async def test_the_window_slides_with_the_clock(limiter: RateLimiter, clock: Fak
     assert again.allowed
     assert again.count == 1
     assert await limiter.count("k", 60) == 1
-
-
-async def test_undo_forgets_one_hit(limiter: RateLimiter) -> None:
-    first = await limiter.hit("k", 2, 900)
-    await limiter.hit("k", 2, 900)
-    assert first.token is not None
-    await limiter.undo("k", first.token)
-    assert await limiter.count("k", 900) == 1
-    assert (await limiter.hit("k", 2, 900)).allowed
-    assert not (await limiter.hit("k", 2, 900)).allowed
 
 
 async def test_keys_are_independent_and_live_under_the_namespace_with_an_expiry(
@@ -120,17 +118,6 @@ async def test_without_redis_the_process_still_limits_and_warns_once(
     assert decisions[2].retry_after == pytest.approx(60)
     assert late.retry_after == pytest.approx(50)
     assert degraded_warnings(caplog) == 1
-
-
-async def test_undo_works_in_process_too(clock: FakeClock) -> None:
-    limiter = RateLimiter(NOWHERE, clock=clock)
-    try:
-        hit = await limiter.hit("k", 1, 60)
-        assert hit.token is not None
-        await limiter.undo("k", hit.token)
-        assert (await limiter.hit("k", 1, 60)).allowed
-    finally:
-        await limiter.aclose()
 
 
 class RedisProxy:
@@ -204,3 +191,161 @@ async def test_after_an_outage_redis_is_tried_again_only_after_the_pause(
 async def test_limit_and_window_must_be_positive(limiter: RateLimiter) -> None:
     with pytest.raises(ValueError, match="positive"):
         await limiter.hit("k", 0, 60)
+
+
+# Login attempts: taken before the password is checked, settled after, refused without Redis.
+
+
+async def test_attempts_count_while_checked_and_a_success_is_taken_back(
+    limiter: RateLimiter,
+) -> None:
+    first, second = [await limiter.reserve({"e": 2}, 60) for _ in range(2)]
+    assert first.allowed
+    assert second.allowed
+    assert first.keys == ("e",)
+    busy = await limiter.reserve({"e": 2}, 60, wait=0)
+    assert busy == Attempt(False, IN_FLIGHT_RETRY, in_flight=True)
+    await limiter.settle(first, failed=False)
+    third = await limiter.reserve({"e": 2}, 60)
+    assert third.allowed
+    await limiter.settle(second, failed=True)
+    await limiter.settle(third, failed=True)
+    assert await limiter.reserve({"e": 2}, 60, wait=0) == Attempt(False, 60.0)
+
+
+async def test_an_attempt_refused_by_attempts_in_flight_waits_for_them_to_settle(
+    limiter: RateLimiter,
+) -> None:
+    first = await limiter.reserve({"e": 1}, 60)
+    waiting = asyncio.create_task(limiter.reserve({"e": 1}, 60, wait=5))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    await limiter.settle(first, failed=False)
+    second = await waiting
+    assert second.allowed
+    waiting = asyncio.create_task(limiter.reserve({"e": 1}, 60, wait=5))
+    await asyncio.sleep(0.1)
+    await limiter.settle(second, failed=True)
+    assert await waiting == Attempt(False, 60.0)
+
+
+async def test_waiting_for_attempts_in_flight_is_bounded(limiter: RateLimiter) -> None:
+    assert (await limiter.reserve({"e": 1}, 60)).allowed
+    started = time.monotonic()
+    refused = await limiter.reserve({"e": 1}, 60, wait=0.2)
+    assert 0.2 <= time.monotonic() - started < 1
+    assert refused.in_flight
+    assert not refused.allowed
+
+
+async def test_every_limit_takes_the_attempt_or_none_does(
+    limiter: RateLimiter, rate_namespace: str
+) -> None:
+    await limiter.settle(await limiter.reserve({"ann": 5, "client": 1}, 60), failed=True)
+    assert not (await limiter.reserve({"bob": 5, "client": 1}, 60, wait=0)).allowed
+    client = aioredis.Redis.from_url(TEST_REDIS_URL)
+    try:
+        assert await client.zcard(f"{rate_namespace}:ann") == 1
+        assert await client.zcard(f"{rate_namespace}:bob") == 0
+    finally:
+        await client.aclose()
+    assert (await limiter.reserve({"bob": 5}, 60)).allowed
+
+
+async def test_concurrent_attempts_from_two_processes_never_exceed_the_limit(
+    limiter: RateLimiter, clock: FakeClock, rate_namespace: str
+) -> None:
+    other = RateLimiter(TEST_REDIS_URL, namespace=rate_namespace, clock=clock)
+    try:
+        attempts = await asyncio.gather(
+            *(rl.reserve({"e": 5}, 60, wait=0) for _ in range(15) for rl in (limiter, other))
+        )
+        limiters = [limiter, other] * 15
+        allowed = [(rl, a) for rl, a in zip(limiters, attempts, strict=True) if a.allowed]
+        assert len(allowed) == 5
+        for rl, attempt in allowed:
+            await rl.settle(attempt, failed=True)
+        assert not (await other.reserve({"e": 5}, 60, wait=0)).in_flight
+    finally:
+        await other.aclose()
+
+
+async def test_an_attempt_never_settled_counts_as_failed_after_the_check_time(
+    limiter: RateLimiter, clock: FakeClock, rate_namespace: str
+) -> None:
+    other = RateLimiter(TEST_REDIS_URL, namespace=rate_namespace, clock=clock)
+    try:
+        assert (await limiter.reserve({"e": 1}, 600)).allowed  # its process dies: never settled
+        assert (await other.reserve({"e": 1}, 600, wait=0)).in_flight
+        clock.advance(CHECK_SECONDS)
+        assert await other.reserve({"e": 1}, 600, wait=0) == Attempt(False, 600 - CHECK_SECONDS)
+        assert await limiter.reserve({"e": 1}, 600, wait=0) == Attempt(False, 600 - CHECK_SECONDS)
+    finally:
+        await other.aclose()
+
+
+async def test_without_redis_every_attempt_is_refused(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    limiter = RateLimiter(NOWHERE, clock=clock)
+    try:
+        with caplog.at_level(logging.WARNING, logger="trends_gql.ratelimit"):
+            attempts = [await limiter.reserve({f"e{i}": 5}, 60) for i in range(3)]
+    finally:
+        await limiter.aclose()
+    assert attempts == [Attempt(False, 5.0, unavailable=True)] * 3
+    assert degraded_warnings(caplog) == 1
+
+
+@pytest.fixture
+def server() -> Iterator[PrivateRedis]:
+    with private_redis() as redis_server:
+        yield redis_server
+
+
+async def fail(limiter: RateLimiter, n: int, limits: dict[str, int]) -> None:
+    """`n` attempts that are checked and fail."""
+    for _ in range(n):
+        attempt = await limiter.reserve(limits, 60, wait=0)
+        assert attempt.allowed
+        await limiter.settle(attempt, failed=True)
+
+
+async def test_attempts_refused_while_redis_stalls_are_not_counted_once_it_answers(
+    clock: FakeClock, server: PrivateRedis
+) -> None:
+    limiter = RateLimiter(server.url, clock=clock)
+    limits = {"e": 5, "client": 20}
+    try:
+        await fail(limiter, 2, limits)
+        with server.stalled():
+            stalled = await asyncio.gather(*(limiter.reserve(limits, 60) for _ in range(4)))
+        assert all(a.unavailable for a in stalled)
+        await asyncio.sleep(0.2)  # Redis runs what it received while stalled: it may count them
+        await fail(limiter, 3, limits)
+        assert await limiter.reserve(limits, 60, wait=0) == Attempt(False, 60.0)
+    finally:
+        await limiter.aclose()
+
+
+async def test_a_redis_restarted_empty_does_not_forget_this_processs_attempts(
+    clock: FakeClock, server: PrivateRedis
+) -> None:
+    limiter = RateLimiter(server.url, clock=clock)
+    try:
+        await fail(limiter, 3, {"e": 5})
+        clock.advance(10)
+        server.stop()
+        assert (await limiter.reserve({"e": 5}, 60)).unavailable
+        server.start()
+        await fail(limiter, 2, {"e": 5})
+        assert await limiter.reserve({"e": 5}, 60, wait=0) == Attempt(False, 50.0)
+    finally:
+        await limiter.aclose()
+
+
+async def test_attempt_limits_and_window_must_be_positive(limiter: RateLimiter) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        await limiter.reserve({"e": 0}, 60)
+    with pytest.raises(ValueError, match="positive"):
+        await limiter.reserve({"e": 1}, 0)

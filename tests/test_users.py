@@ -13,11 +13,11 @@ import pytest
 import sqlalchemy as sa
 from conftest import PASSWORD, make_user
 
-from trends_gql import users
+from trends_gql import sessions, users
 from trends_gql.cli import main
-from trends_gql.db import Database
+from trends_gql.db import Database, utcnow
 from trends_gql.errors import BadUserInput, NotFound
-from trends_gql.models import User
+from trends_gql.models import User, UserSession
 from trends_gql.settings import Settings, get_settings
 
 TRENDS = str(Path(sys.executable).with_name("trends"))
@@ -113,14 +113,52 @@ def test_unknown_email_takes_as_long_as_a_wrong_password(db: Database) -> None:
     assert 0.5 < unknown / wrong < 2, (unknown, wrong)
 
 
-def test_a_new_password_changes_the_session_token(db: Database) -> None:
+def open_sessions(db: Database, email: str, count: int) -> None:
+    """Open `count` sessions of the user through the sessions service."""
+    user_id = stored(db, email).id
+    for _ in range(count):
+        db.call(
+            lambda s: sessions.open_session(
+                s, user_id, now=utcnow(), max_age=3600, client_address=None, user_agent=None
+            )
+        )
+
+
+def session_count(db: Database) -> dict[str, int]:
+    """Stored sessions per email."""
+    with db.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(User.email, sa.func.count())
+            .join(UserSession, UserSession.user_id == User.id)
+            .group_by(User.email)
+        )
+        return dict(rows.all())
+
+
+def test_a_new_password_ends_the_users_sessions_only(db: Database) -> None:
     make_user(db, "ann@example.org")
-    before = users.session_token(stored(db, "ann@example.org"))
+    make_user(db, "bob@example.org")
+    open_sessions(db, "ann@example.org", 2)
+    open_sessions(db, "bob@example.org", 1)
     db.call(users.set_password, "ann@example.org", "another long password")
-    after = stored(db, "ann@example.org")
-    assert users.session_token(after) != before
     assert db.call(users.authenticate, "ann@example.org", "another long password") is not None
-    assert db.call(users.get_session_user, after.id, before) is None
+    assert session_count(db) == {"bob@example.org": 1}
+
+
+@pytest.mark.parametrize("active", [False, True], ids=["deactivate", "reactivate"])
+def test_activating_or_deactivating_ends_the_users_sessions(db: Database, active: bool) -> None:
+    make_user(db, "ann@example.org")
+    open_sessions(db, "ann@example.org", 2)
+    db.call(users.set_active, "ann@example.org", active)
+    assert session_count(db) == {}
+
+
+def test_a_refused_password_keeps_the_sessions(db: Database) -> None:
+    make_user(db, "ann@example.org")
+    open_sessions(db, "ann@example.org", 1)
+    with pytest.raises(BadUserInput):
+        db.call(users.set_password, "ann@example.org", "short")
+    assert session_count(db) == {"ann@example.org": 1}
 
 
 def test_set_password_of_an_unknown_user_is_not_found(db: Database) -> None:

@@ -12,13 +12,13 @@ import redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from trends_gql.auth import SessionCookies
 from trends_gql.cache import ResponseCache
 from trends_gql.db import Database
 from trends_gql.downloads import download_export
@@ -29,8 +29,6 @@ from trends_gql.schema.caching import CachedResponses
 from trends_gql.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-
-SESSION_COOKIE = "trends_session"
 
 
 class GraphQLView(JSONRefusals, CachedResponses, GraphQL[Context, None]):
@@ -91,14 +89,15 @@ def create_app(
 ) -> Starlette:
     """The ASGI app for `settings` (default: the process settings).
 
-    `clock` gives the time for the login and request limits; tests pass a fake one.
+    `clock` gives the time for the login and request limits and session expiry; tests pass a
+    fake one.
     """
     settings = settings or get_settings()
     # A no-op when the host (a test runner, say) has configured logging already.
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
-    db = Database(settings.database_url, settings.db_pool_size)
+    db = Database(settings.database_url, settings.db_pool_size, settings.db_statement_timeout_ms)
 
     async def healthz(request: Request) -> JSONResponse:
         try:
@@ -145,21 +144,18 @@ def create_app(
         ],
         middleware=[
             Middleware(
-                SessionMiddleware,
-                secret_key=settings.session_secret,
-                session_cookie=SESSION_COOKIE,
-                max_age=settings.session_max_age,
-                same_site="lax",
-                https_only=settings.cookie_secure,
-            ),
-            Middleware(
                 CORSMiddleware,
                 allow_origins=settings.cors_origins,
                 allow_credentials=True,
                 allow_methods=["GET", "POST", "OPTIONS"],
-                allow_headers=["content-type", "graphql-require-preflight", "x-requested-with"],
+                allow_headers=[
+                    *("content-type", "graphql-require-preflight", "x-requested-with"),
+                    *settings.cors_allow_headers,
+                ],
                 max_age=600,
             ),
+            # Inside CORS, so that its 503 (database down) is readable by allowed origins.
+            Middleware(SessionCookies, db=db, settings=settings, clock=clock),
             *protection_middleware(settings, limiter),
         ],
         lifespan=lifespan,

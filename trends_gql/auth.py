@@ -1,16 +1,33 @@
-"""Cookie sessions, the login throttle and the staff permission."""
+"""Cookie sessions stored server-side, the login throttle and the staff permission."""
 
 import logging
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from http.cookies import SimpleCookie
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import HTTPConnection
+import sqlalchemy as sa
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import HTTPConnection, cookie_parser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
+from trends_gql import sessions
 from trends_gql.db import Database
-from trends_gql.errors import BadUserInput, Forbidden, TooManyRequests, Unauthenticated
+from trends_gql.errors import (
+    BadUserInput,
+    Forbidden,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthenticated,
+)
 from trends_gql.models import User
-from trends_gql.users import authenticate, get_session_user, normalise_email, session_token
+from trends_gql.protection import RATE_EXEMPT_PATHS, error_response
+from trends_gql.sessions import RequestSession, request_session
+from trends_gql.settings import Settings
+from trends_gql.users import authenticate, normalise_email
 
 if TYPE_CHECKING:
     from trends_gql.schema.context import Context
@@ -18,32 +35,27 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INVALID_CREDENTIALS = "invalid email or password"
+TOO_MANY_FAILURES = "too many failed logins: try again later"
+TOO_MANY_AT_ONCE = "too many logins to this account at once: try again in a moment"
+LIMITS_UNAVAILABLE = "logins are paused while the login limits cannot be checked: try again soon"
+SESSION_COOKIE = "trends_session"
+UNAVAILABLE = "The database does not answer, so your session cannot be checked: try again shortly."
+RETRY_AFTER = "5"
+
+
+def clock_time(clock: Callable[[], float]) -> datetime:
+    """The clock's time as a timezone-aware UTC datetime."""
+    return datetime.fromtimestamp(clock(), UTC)
 
 
 async def current_user(request: HTTPConnection, db: Database) -> User | None:
-    """The user of the request's session (looked up once); a session whose user changed ends."""
-    if hasattr(request.state, "user"):
-        return request.state.user
-    session = request.session
-    uid, token = session.get("uid"), session.get("auth")
-    user = None
-    if isinstance(uid, int) and isinstance(token, str):
-        user = await db.read(get_session_user, uid, token)
-        if user is None:
-            session.clear()
-    request.state.user = user
-    return user
+    """The user of the request's session, as SessionCookies found it before the request ran."""
+    return request_session(request.scope).user
 
 
 def client_address(request: HTTPConnection) -> str:
     """The peer address (set from forwarding headers by uvicorn's --proxy-headers)."""
     return request.client.host if request.client else "unknown"
-
-
-async def _forget(limiter: Any, hits: dict[str, Any]) -> None:
-    for name, decision in hits.items():
-        if decision.token:
-            await limiter.undo(name, decision.token)
 
 
 async def login(ctx: "Context", email: str, password: str) -> User:
@@ -60,33 +72,48 @@ async def login(ctx: "Context", email: str, password: str) -> User:
         f"login:email:{key}": settings.login_max_failures_per_email,
         f"login:client:{address}": settings.login_max_failures_per_client,
     }
-    # Each attempt is recorded before the password is checked, so concurrent attempts (aliases,
-    # batches, parallel requests) cannot all slip under the limit; a success takes its back.
-    hits = {name: await limiter.hit(name, limit, window) for name, limit in limits.items()}
-    refused = [d for d in hits.values() if not d.allowed]
-    if refused:
-        await _forget(limiter, hits)
-        log.warning("login refused for %s from %s: too many failures", key, address)
-        raise TooManyRequests(
-            "too many failed logins: try again later",
-            retry_after=max(d.retry_after for d in refused),
-        )
-    user = await ctx.db.run(authenticate, email, password)
+    # Each attempt counts before the password is checked, so concurrent attempts (aliases,
+    # batches, parallel requests, other processes) cannot together exceed a limit; a success is
+    # taken back once checked. Without Redis logins are refused: no process may count alone.
+    attempt = await limiter.reserve(limits, window)
+    if attempt.unavailable:
+        log.warning("login refused for %s from %s: Redis does not answer", key, address)
+        raise ServiceUnavailable(LIMITS_UNAVAILABLE, retryAfter=math.ceil(attempt.retry_after))
+    if not attempt.allowed:
+        log.warning("login refused for %s from %s: too many attempts", key, address)
+        message = TOO_MANY_AT_ONCE if attempt.in_flight else TOO_MANY_FAILURES
+        raise TooManyRequests(message, retry_after=attempt.retry_after)
+    user = None
+    try:
+        user = await ctx.db.run(authenticate, email, password)
+    finally:
+        await limiter.settle(attempt, failed=user is None)
     if user is None:
         log.info("failed login for %s from %s", key, address)
         raise Unauthenticated(INVALID_CREDENTIALS)
-    await _forget(limiter, hits)
-    request.session.clear()
-    request.session.update({"uid": user.id, "auth": session_token(user)})
-    ctx.set_user(user)
+    state = request_session(request.scope)
+    token, row = await ctx.db.run(
+        lambda s: sessions.open_session(
+            s,
+            user.id,
+            now=clock_time(request.app.state.clock),
+            max_age=settings.session_max_age,
+            client_address=address,
+            user_agent=request.headers.get("user-agent"),
+            replacing=state.token,  # never keep a session id the client chose or had before
+        )
+    )
+    state.sign_in(token, row, user)
     log.info("login of %s from %s", user.email, address)
     return user
 
 
-def logout(ctx: "Context") -> None:
-    """End the request's session."""
-    ctx.request.session.clear()
-    ctx.set_user(None)
+async def logout(ctx: "Context") -> None:
+    """End the request's session: its row is deleted, so no copy of the cookie works again."""
+    state = request_session(ctx.request.scope)
+    if state.token:
+        await ctx.db.run(sessions.end_session, state.token)
+    state.sign_out()
 
 
 class IsStaff(BasePermission):
@@ -99,3 +126,83 @@ class IsStaff(BasePermission):
         if not user.is_staff:
             raise Forbidden("only staff may do this")
         return True
+
+
+class SessionCookies:
+    """Look the session cookie up once per request, before the limits that key on the user.
+
+    Writes the cookie back only when a login or logout changed it, or to delete one that names
+    no live session. When the database does not answer, the request gets 503
+    SERVICE_UNAVAILABLE rather than running as anonymous.
+    """
+
+    def __init__(
+        self, app: ASGIApp, db: Database, settings: Settings, clock: Callable[[], float]
+    ) -> None:
+        self.app = app
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        state = scope[sessions.SCOPE_KEY] = RequestSession()
+        token = cookie_parser(Headers(scope=scope).get("cookie", "")).get(SESSION_COOKIE)
+        # Health checks answer whatever the session, and must not wait for the database.
+        if token is not None and scope["path"] not in RATE_EXEMPT_PATHS:
+            try:
+                await self._resolve(state, token)
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning("session lookup failed, database unavailable: %s", exc)
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1011})
+                    return
+                headers = {"Retry-After": RETRY_AFTER}
+                response = error_response(503, UNAVAILABLE, "SERVICE_UNAVAILABLE", headers)
+                await response(scope, receive, send)
+                return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start" and state.changed:
+                MutableHeaders(scope=message).append("set-cookie", self.cookie(state.issued))
+            await send(message)
+
+        await self.app(scope, receive, send_cookie)
+
+    async def _resolve(self, state: RequestSession, token: str) -> None:
+        state.changed = True  # delete the cookie unless it names a live session
+        if not sessions.is_token(token):
+            return
+        now = clock_time(self.clock)
+        idle = self.settings.session_idle_seconds
+        row, user = await self.db.read(
+            lambda s: sessions.find_session(s, token, now=now, idle_seconds=idle)
+        )
+        if row is None:
+            return
+        if user is None:
+            await self.db.run(sessions.end_session, token)
+            return
+        state.token, state.row, state.user, state.changed = token, row, user, False
+        if now - row.last_seen_at >= sessions.TOUCH_INTERVAL:
+            await self.db.run(sessions.touch_session, row.id, now)
+
+    def cookie(self, token: str | None) -> str:
+        """The Set-Cookie value that stores `token`, or deletes the cookie when None."""
+        cookie: SimpleCookie = SimpleCookie()
+        cookie[SESSION_COOKIE] = token or ""
+        morsel: Any = cookie[SESSION_COOKIE]
+        morsel["path"] = "/"
+        morsel["httponly"] = True
+        morsel["samesite"] = self.settings.session_cookie_samesite
+        morsel["max-age"] = self.settings.session_max_age if token else 0
+        if not token:
+            morsel["expires"] = "Thu, 01 Jan 1970 00:00:00 GMT"
+        if self.settings.cookie_secure:
+            morsel["secure"] = True
+        return cookie.output(header="").strip()

@@ -6,14 +6,15 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from trends_gql import backups, cache, intake, users
-from trends_gql.db import Database
+from trends_gql import backups, cache, intake, sessions, users
+from trends_gql.db import Database, utcnow
 from trends_gql.errors import BadUserInput, NotFound, TrendsError
 from trends_gql.ingest import ImportReport, export_trends
 from trends_gql.settings import Settings, get_settings
@@ -228,6 +229,28 @@ def _list_users(session: Session, args: argparse.Namespace) -> str:
     return "\n".join(["email\trole\tstatus\tlast login", *rows])
 
 
+def _when(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def _list_sessions(session: Session, args: argparse.Namespace) -> str:
+    user = users.require_user(session, args.email)
+    idle = get_settings().session_idle_seconds
+    rows = [
+        f"{row.token_hash.hex()[:8]}\t{_when(row.created_at)}\t{_when(row.last_seen_at)}"
+        f"\t{_when(sessions.idle_end(row, idle))}\t{row.client_address or ''}"
+        f"\t{row.user_agent or ''}"
+        for row in sessions.list_user_sessions(session, user.id, now=utcnow(), idle_seconds=idle)
+    ]
+    return "\n".join(["id\tcreated\tlast seen\texpires\taddress\tuser agent", *rows])
+
+
+def _end_sessions(session: Session, args: argparse.Namespace) -> str:
+    user = users.require_user(session, args.email)
+    ended = sessions.end_user_sessions(session, user.id)
+    return f"{ended} session{'' if ended == 1 else 's'} of {user.email} ended"
+
+
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     migrate(settings, args.revision)
     print(f"database migrated to {args.revision}")
@@ -278,6 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list-users", help="list users with their role and last login")
     p.set_defaults(func=_with_users(_list_users))
+
+    p = sub.add_parser("list-sessions", help="list a user's live sessions")
+    p.add_argument("email")
+    p.set_defaults(func=_with_users(_list_sessions))
+
+    p = sub.add_parser("end-sessions", help="end all of a user's sessions (sign them out)")
+    p.add_argument("email")
+    p.set_defaults(func=_with_users(_end_sessions))
 
     p = sub.add_parser("serve", help="serve the GraphQL API")
     p.add_argument("--host", default="127.0.0.1")

@@ -3,7 +3,10 @@
 import codecs
 import csv
 import enum
+import errno
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +40,24 @@ _EXTRA_ALIASES = {
 _IGNORED = {"id", "uploadedat", "updatedat", "fingerprint", ""}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _CHUNK = 1 << 20
+# Typed columns: a header cell never holds one of their values, a data row usually does.
+_TYPED = (
+    "total_count_of_publications",
+    "total_count_of_patents",
+    "technology_readiness_level",
+    "impact_strength",
+    "steepl",
+)
+# Never through a symbolic link; a FIFO must not block the open; a device must not become a tty.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+_KINDS = (
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 
 def normalise_header(name: str) -> str:
@@ -51,6 +72,34 @@ _ALIASES.update(_EXTRA_ALIASES)
 
 class CsvFormatError(ValueError):
     """The file as a whole cannot be read as trend records."""
+
+
+def kind_of(mode: int) -> str:
+    """What a file-system entry of this mode is, in words."""
+    return next((name for test, name in _KINDS if test(mode)), "of an unknown kind")
+
+
+def open_regular(path: Path, encoding: str | None = None) -> IO[Any]:
+    """Open a regular file to read (text with `encoding`), never through a symbolic link.
+
+    The check is fstat on the open descriptor, so nothing can be swapped in after it;
+    anything else raises CsvFormatError, and nothing of it is read.
+    """
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CsvFormatError("the file is a symbolic link: links are not followed") from None
+        if exc.errno == errno.ENXIO:
+            raise CsvFormatError("the file is a socket, not a regular file: not read") from None
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise CsvFormatError(f"the file is {kind_of(mode)}, not a regular file: not read")
+    if encoding is None:
+        return os.fdopen(fd, "rb")
+    return os.fdopen(fd, encoding=encoding, newline="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +131,7 @@ def unescape_cell(value: str) -> str:
 
 def detect_encoding(path: Path) -> str:
     """'utf-8-sig' when the whole file is UTF-8, else 'cp1252'; CsvFormatError for binary data."""
-    with path.open("rb") as f:
+    with open_regular(path) as f:
         head = f.read(4)
         if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
             raise CsvFormatError("the file is UTF-16: save it as UTF-8")
@@ -115,11 +164,29 @@ class HeaderMap:
     warnings: list[str] = field(default_factory=list)
 
 
+def _reads_as_record(cells: list[str]) -> bool:
+    """Whether ten cells, by position, are a trend record: a data row, not a header."""
+    raw = dict(zip(FIELDS, cells, strict=True))
+    _, errors = clean_trend(raw)
+    if not errors:
+        return True
+    bad = {e.field for e in errors}
+    return any(raw[f].strip() and f not in bad for f in _TYPED)
+
+
 def map_header(cells: list[str]) -> HeaderMap:
     """Which field each column holds; CsvFormatError when the header cannot be used."""
     keys = [normalise_header(c) for c in cells]
     fields = [_ALIASES.get(k) for k in keys]
+    expected = "; ".join(HEADERS.values())
     if not any(fields):
+        if len(cells) == len(FIELDS) and _reads_as_record(cells):
+            # A file claimed half-written leaves its rest in a file that starts with a record.
+            raise CsvFormatError(
+                "the first line is a trend record, not a header: the first line must be the "
+                f"header ({expected}); a file written in parts must be written under a temporary "
+                "name and renamed when complete"
+            )
         if len(cells) == len(FIELDS):
             return HeaderMap(
                 list(FIELDS),
@@ -128,8 +195,8 @@ def map_header(cells: list[str]) -> HeaderMap:
                 warnings=["header not recognised: the ten columns are read by position"],
             )
         raise CsvFormatError(
-            f"header not recognised ({len(cells)} columns): expected the columns "
-            + "; ".join(HEADERS.values())
+            f"header not recognised ({len(cells)} columns): the first line must be the header, "
+            f"with the columns {expected}"
         )
     unknown = [
         c for c, k, f in zip(cells, keys, fields, strict=True) if f is None and k not in _IGNORED
@@ -138,8 +205,8 @@ def map_header(cells: list[str]) -> HeaderMap:
         raise CsvFormatError(
             "unknown column(s): "
             + ", ".join(repr(c) for c in unknown)
-            + "; expected: "
-            + "; ".join(HEADERS.values())
+            + "; the header (the first line) may only name the columns "
+            + expected
         )
     seen = [f for f in fields if f]
     duplicated = sorted({f for f in seen if seen.count(f) > 1})
@@ -159,7 +226,7 @@ class TrendCsvReader:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.encoding = detect_encoding(self.path)
-        with self.path.open(encoding=self.encoding, newline="") as f:
+        with open_regular(self.path, self.encoding) as f:
             first_line = next((line for line in f if line.strip()), "")
         if not first_line:
             raise CsvFormatError("the file is empty")
@@ -171,7 +238,7 @@ class TrendCsvReader:
         return "UTF-8" if self.encoding == "utf-8-sig" else "cp1252"
 
     def __iter__(self) -> Iterator[ParsedRow]:
-        with self.path.open(encoding=self.encoding, newline="") as f:
+        with open_regular(self.path, self.encoding) as f:
             reader = csv.reader(f, delimiter=self.delimiter, strict=True)
             try:
                 cells: list[str] = []

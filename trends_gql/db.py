@@ -1,5 +1,6 @@
 """Database engine and sessions for SQLite (embedded default) and PostgreSQL."""
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -7,9 +8,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
+import psycopg.errors
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from trends_gql.errors import QueryTimeout
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -47,8 +53,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def create_db_engine(url: str, pool_size: int = 10) -> Engine:
-    """An engine for `url`; SQLite files get their folder, WAL and a busy timeout."""
+def create_db_engine(url: str, pool_size: int = 10, statement_timeout_ms: int = 0) -> Engine:
+    """An engine for `url`; SQLite files get their folder, WAL and a busy timeout.
+
+    On PostgreSQL the server cancels any statement that runs longer than `statement_timeout_ms`
+    (0: no limit); SQLite has no such limit and ignores it.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -56,16 +66,42 @@ def create_db_engine(url: str, pool_size: int = 10) -> Engine:
         engine = sa.create_engine(url, connect_args={"check_same_thread": False})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    connect_args: dict[str, Any] = {}
+    if statement_timeout_ms:
+        # A start-up option of each connection: it holds from the first statement on, pings
+        # included, and no statement of ours can be sent without it.
+        given = parsed.query.get("options") or ()
+        options = [given] if isinstance(given, str) else list(given)
+        options.append(f"-c statement_timeout={statement_timeout_ms}")
+        connect_args["options"] = " ".join(options)  # with the URL's own, which it replaces
     # No overflow: Database.run and .read never ask for more connections than the pool holds,
     # and overflow connections would be opened and closed per request under load.
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0)
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0, connect_args=connect_args
+    )
+
+
+def created_on(dialect: str) -> Callable[..., bool]:
+    """Alembic's `include_object`: leaves out what the models create on other dialects only."""
+    # Such as the trigram index, declared with `.ddl_if(dialect="postgresql")`.
+
+    def include(item: Any, name: str | None, type_: str, reflected: bool, other: Any) -> bool:
+        condition = getattr(item, "_ddl_if", None)  # what SQLAlchemy's create_all obeys
+        return condition is None or condition.dialect in (None, dialect)
+
+    return include
+
+
+def _cancelled(exc: sa.exc.OperationalError) -> bool:
+    return isinstance(exc.orig, psycopg.errors.QueryCanceled)
 
 
 class Database:
     """An engine and its session factory, shared by one process."""
 
-    def __init__(self, url: str, pool_size: int = 10) -> None:
-        self.engine = create_db_engine(url, pool_size)
+    def __init__(self, url: str, pool_size: int = 10, statement_timeout_ms: int = 0) -> None:
+        self.engine = create_db_engine(url, pool_size, statement_timeout_ms)
+        self.statement_timeout_ms = statement_timeout_ms if self.dialect == "postgresql" else 0
         # At most one thread per pooled connection: the others queue here, not in the pool.
         self.threads = anyio.CapacityLimiter(pool_size)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -87,8 +123,8 @@ class Database:
             yield session
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(session, *args)` in a new session."""
-        with self.session() as session:
+        """Run `fn(session, *args)` in a new session; QueryTimeout when a statement ran too long."""
+        with self._timeouts(), self.session() as session:
             return fn(session, *args)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -100,8 +136,27 @@ class Database:
         return await anyio.to_thread.run_sync(self._read, fn, *args, limiter=self.threads)
 
     def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        with self.read_sessions() as session:
+        with self._timeouts(), self.read_sessions() as session:
             return fn(session, *args)
+
+    @contextmanager
+    def _timeouts(self) -> Iterator[None]:
+        """Turn the server's cancelling of a statement at the time limit into QueryTimeout."""
+        try:
+            yield
+        except sa.exc.OperationalError as exc:
+            if not (self.statement_timeout_ms and _cancelled(exc)):
+                raise
+            # Only the statement ended: the session has rolled back and its connection, back in
+            # the pool, serves the next request.
+            log.warning(
+                "statement cancelled after %d ms: %.200s", self.statement_timeout_ms, exc.statement
+            )
+            raise QueryTimeout(
+                f"The query took longer than the {self.statement_timeout_ms} ms this server "
+                "allows and was stopped. Narrow it (a longer search term, more filters, fewer "
+                "rows or fields) and try again."
+            ) from exc
 
     def ping(self) -> None:
         """Raise if the database does not answer."""

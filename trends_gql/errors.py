@@ -20,6 +20,11 @@ class BadUserInput(TrendsError):
     code = "BAD_USER_INPUT"
 
 
+def too_many_entries(field: str, limit: int, got: int) -> BadUserInput:
+    """The error of a list argument with more entries than it takes."""
+    return BadUserInput(f"{field} takes at most {limit} entries, got {got}", field=field)
+
+
 class NotFound(TrendsError):
     code = "NOT_FOUND"
 
@@ -41,3 +46,9 @@ class TooManyRequests(TrendsError):
 
 class ServiceUnavailable(TrendsError):
     code = "SERVICE_UNAVAILABLE"
+
+
+class QueryTimeout(TrendsError):
+    """The database stopped a statement at the web's time limit (DB_STATEMENT_TIMEOUT_MS)."""
+
+    code = "QUERY_TIMEOUT"

@@ -15,7 +15,7 @@ from rq.worker import Worker
 from trends_gql import exports, media, queue, runs
 from trends_gql.db import Database
 from trends_gql.ingest import ImportReport
-from trends_gql.models import ImportRun, RunSource
+from trends_gql.models import ImportRun, RunSource, RunStatus
 from trends_gql.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,9 +53,12 @@ async def upload(
 
 
 def scan(db: Database, settings: Settings, triggered_by: str = SCHEDULER) -> list[ImportRun]:
-    """Claim the settled CSV files of the media folder and queue one run each."""
+    """Claim the settled CSV files of the media folder and queue one run each.
+
+    An entry that is not a regular file is moved to failed/ unread and recorded as a failed run.
+    """
     sweep(db, settings)
-    queued = []
+    found = []
     for path in media.waiting_files(settings.media_dir, settings.import_settle_seconds):
         claimed = media.claim(path, settings.media_dir)
         if claimed is None:
@@ -64,19 +67,23 @@ def scan(db: Database, settings: Settings, triggered_by: str = SCHEDULER) -> lis
             lambda s, c=claimed, p=path: runs.create_import_run(
                 s,
                 file_name=p.name,
-                path=c,
-                sha256=media.sha256_file(c),
+                path=c.path,
+                sha256=c.sha256,
                 source=RunSource.MEDIA,
                 triggered_by=triggered_by,
             )
         )
+        if claimed.refused:
+            log.warning("import run %d for %r: %s", run.id, path.name, claimed.refused)
+            found.append(db.call(runs.finish_run, run.id, RunStatus.FAILED, claimed.refused))
+            continue
         try:
-            queued.append(queue.enqueue_run(db, settings, run, IMPORT_JOB))
+            found.append(queue.enqueue_run(db, settings, run, IMPORT_JOB))
         except Exception:
-            media.release(claimed, settings.media_dir, path.name)
+            media.release(claimed.path, settings.media_dir)
             raise
         log.info("queued import run %d for %s", run.id, path.name)
-    return queued
+    return found
 
 
 def import_now(

@@ -37,6 +37,14 @@ TRL_SCORES = {
     TechnologyReadinessLevel.DEPLOY: 8,
 }
 
+# The text columns that `search` matches (queries.filter_clauses), in one trigram index.
+SEARCH_COLUMNS = (
+    "megatrend",
+    "macrotrend",
+    "challenges_and_research_gaps",
+    "relevant_industries",
+    "real_world_application_and_use_cases",
+)
 MEGATREND_MAX = 150
 MACROTREND_MAX = 200
 COUNT_MAX = 2**31 - 1
@@ -71,6 +79,14 @@ class Trend(SQLModel, table=True):
             sa.text("lower(macrotrend)"),
         ),
         sa.Index("ix_trend_macrotrend", sa.text("lower(macrotrend)")),
+        # `search` is ILIKE '%term%' on each of these columns; trigrams serve it on PostgreSQL.
+        # SQLite has no such index and scans (an index on the bare columns would not serve it).
+        sa.Index(
+            "ix_trend_search",
+            *SEARCH_COLUMNS,
+            postgresql_using="gin",
+            postgresql_ops=dict.fromkeys(SEARCH_COLUMNS, "gin_trgm_ops"),
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -110,6 +126,31 @@ class User(SQLModel, table=True):
     is_superuser: bool = Field(default=False, nullable=False)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     last_login: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+SESSION_ADDRESS_MAX = 64
+SESSION_AGENT_MAX = 255
+
+
+class UserSession(SQLModel, table=True):
+    """A signed-in session: the cookie holds a random id, this row holds only its hash."""
+
+    __tablename__ = "user_session"
+    __table_args__ = (
+        sa.Index("ux_user_session_token_hash", "token_hash", unique=True),
+        sa.Index("ix_user_session_user_id", "user_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # SHA-256 of the cookie's value: a copy of this table cannot sign anyone in.
+    token_hash: bytes = Field(sa_type=sa.LargeBinary(32), nullable=False)
+    user_id: int = Field(foreign_key="user.id", ondelete="CASCADE", nullable=False)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    last_seen_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    # The absolute end (created_at + SESSION_MAX_AGE); idleness ends it earlier.
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    client_address: str | None = Field(default=None, sa_type=sa.String(SESSION_ADDRESS_MAX))
+    user_agent: str | None = Field(default=None, sa_type=sa.String(SESSION_AGENT_MAX))
 
 
 class RunSource(enum.StrEnum):

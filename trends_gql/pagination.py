@@ -21,6 +21,11 @@ M = TypeVar("M")
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
+# Far above any cursor of ours (at most four values, the longest a 200-character text), and
+# refused before it is decoded.
+MAX_CURSOR_LENGTH = 4096
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -111,6 +116,10 @@ class Keyset:
         return sa.or_(*alternatives) if alternatives else sa.false()
 
     def _load(self, cursor: str) -> list[Any]:
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise BadUserInput(
+                f"malformed cursor: longer than {MAX_CURSOR_LENGTH} characters", field="after"
+            )
         try:
             signature, values = orjson.loads(_unb64(cursor))
             if not isinstance(values, list) or len(values) != len(self.columns):

@@ -15,6 +15,7 @@ from strawberry.schema.base import BaseSchema
 from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from trends_gql.ratelimit import RateLimiter
+from trends_gql.sessions import request_session
 from trends_gql.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 GRAPHQL_PATH = "/graphql"
 RATE_WINDOW = 60.0
 RATE_EXEMPT_PATHS = frozenset({"/healthz"})
-PREFLIGHT_HEADERS = ("graphql-require-preflight", "x-requested-with")
+PREFLIGHT_HEADERS = ("graphql-require-preflight", "x-requested-with", "apollo-require-preflight")
 # Content types a browser sends cross-site without a CORS preflight ("" = none at all).
 SIMPLE_CONTENT_TYPES = frozenset(
     {"", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"}
@@ -30,7 +31,7 @@ SIMPLE_CONTENT_TYPES = frozenset(
 CSRF_MESSAGE = (
     "This operation has been blocked as a potential Cross-Site Request Forgery (CSRF). "
     "Send it as a POST with content-type application/json, or add a non-empty "
-    "GraphQL-Require-Preflight or X-Requested-With header."
+    "GraphQL-Require-Preflight, Apollo-Require-Preflight or X-Requested-With header."
 )
 
 
@@ -90,11 +91,17 @@ class _BodyTooLarge(Exception):
 MULTIPART_OVERHEAD = 1 << 20
 
 
+# The connection closes after these refusals: otherwise the server would go on reading, and
+# throwing away, the rest of a body it has refused.
+CLOSE = {"Connection": "close"}
+
+
 class BodyLimit:
     """Refuse request bodies over `max_bytes` with 413, declared or streamed.
 
-    Multipart uploads may be as large as `upload_bytes` plus their framing; the upload's own
-    limit, exact to the byte, is checked while it is stored.
+    Only a staff member's multipart upload may be larger: as large as `upload_bytes` plus its
+    framing (the upload's own limit, exact to the byte, is checked while it is stored). Anyone
+    else's multipart request is refused before its body is read: 401 anonymous, 403 non-staff.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int) -> None:
@@ -108,6 +115,9 @@ class BodyLimit:
             return
         headers = Headers(scope=scope)
         multipart = media_type(headers.get("content-type")) == "multipart/form-data"
+        if multipart and (refusal := _upload_refusal(scope)) is not None:
+            await refusal(scope, receive, send)
+            return
         limit = self.upload_bytes if multipart else self.max_bytes
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -140,7 +150,17 @@ class BodyLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         message = f"The request body is larger than {limit} bytes."
-        await error_response(413, message, "PAYLOAD_TOO_LARGE")(scope, receive, send)
+        await error_response(413, message, "PAYLOAD_TOO_LARGE", CLOSE)(scope, receive, send)
+
+
+def _upload_refusal(scope: Scope) -> Response | None:
+    """The answer to an upload from someone who is not staff; None for staff."""
+    user = request_session(scope).user
+    if user is None:
+        return error_response(401, "Sign in as staff to upload files.", "UNAUTHENTICATED", CLOSE)
+    if not user.is_staff:
+        return error_response(403, "Only staff may upload files.", "FORBIDDEN", CLOSE)
+    return None
 
 
 class RateLimit:
@@ -176,9 +196,9 @@ class RateLimit:
 
     def _subject(self, scope: Scope) -> tuple[str, int]:
         """The limiter key of the request and its limit (0: unlimited)."""
-        uid = (scope.get("session") or {}).get("uid")
-        if uid is not None:
-            return f"user:{uid}", self.user
+        user = request_session(scope).user
+        if user is not None:
+            return f"user:{user.id}", self.user
         client = scope.get("client")
         return f"anon:{client[0] if client else 'unknown'}", self.anonymous
 

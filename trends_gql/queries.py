@@ -8,8 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from trends_gql.errors import BadUserInput
+from trends_gql.errors import BadUserInput, too_many_entries
 from trends_gql.models import (
+    SEARCH_COLUMNS,
     TREND_TABLE,
     TRL_SCORES,
     ImpactStrength,
@@ -19,13 +20,9 @@ from trends_gql.models import (
 from trends_gql.pagination import Keyset, check_first
 
 T = TREND_TABLE.c
-SEARCHED = (
-    T.megatrend,
-    T.macrotrend,
-    T.challenges_and_research_gaps,
-    T.relevant_industries,
-    T.real_world_application_and_use_cases,
-)
+# Each is matched on its own, as the trigram index ix_trend_search holds it: a term never
+# spans two columns.
+SEARCHED = tuple(T[name] for name in SEARCH_COLUMNS)
 
 
 class TrendOrderField(enum.Enum):
@@ -102,8 +99,28 @@ class TrendPage:
     total: int | None = None
 
 
+# More terms order nothing further (each field once; id breaks ties) and only slow the keyset.
+MAX_ORDER_TERMS = 3
+
+
+def check_order(order: Sequence[TrendOrder] | None) -> list[TrendOrder]:
+    """The ordering, when it has at most 3 terms of distinct fields; BadUserInput otherwise."""
+    terms = list(order or ())
+    if len(terms) > MAX_ORDER_TERMS:
+        raise too_many_entries("orderBy", MAX_ORDER_TERMS, len(terms))
+    seen: set[TrendOrderField] = set()
+    for term in terms:
+        if term.field in seen:
+            raise BadUserInput(
+                f"orderBy names {term.field.name} more than once: give each field once",
+                field="orderBy",
+            )
+        seen.add(term.field)
+    return terms
+
+
 def _keyset(order: Sequence[TrendOrder] | None) -> Keyset:
-    terms = [(T[o.field.value], o.direction is SortDirection.DESC) for o in order or ()]
+    terms = [(T[o.field.value], o.direction is SortDirection.DESC) for o in check_order(order)]
     return Keyset(terms, T.id)
 
 

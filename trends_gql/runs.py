@@ -1,6 +1,7 @@
 """Import runs: their records, and carrying one out from queued file to filed-away outcome."""
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -158,9 +159,13 @@ def _file_away(
     report: ImportReport | None,
 ) -> Path:
     path = Path(run.stored_path)
-    if run.source is RunSource.CLI or not path.exists():
+    if run.source is RunSource.CLI or not os.path.lexists(path):
         return path
-    details = {"message": message, "errors": [asdict(e) for e in report.errors] if report else []}
+    details = {
+        "file_name": run.file_name,
+        "message": message,
+        "errors": [asdict(e) for e in report.errors] if report else [],
+    }
     return media.file_away(path, settings.media_dir, status is RunStatus.SUCCEEDED, details)
 
 
@@ -200,7 +205,7 @@ def fail_abandoned_run(db: Database, settings: Settings, run_id: int, why: str) 
         return None  # it ended meanwhile
     path = Path(run.stored_path)
     moved = None
-    if run.source is not RunSource.CLI and path.exists():
-        moved = media.release(path, settings.media_dir, run.file_name)
+    if run.source is not RunSource.CLI and os.path.lexists(path):
+        moved = media.release(path, settings.media_dir)
     log.warning("import run %d (%s) failed: %s", run.id, run.file_name, why)
     return db.call(finish_run, run.id, RunStatus.FAILED, why, None, moved)

@@ -26,14 +26,24 @@ class Settings(BaseSettings):
     media_dir: Path = Path("media")
     backup_dir: Path = VAR_DIR / "backups"
     cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:8080"]
+    # Request headers cross-site frontends may send besides those always allowed (Apollo Client's).
+    cors_allow_headers: Annotated[list[str], NoDecode] = [
+        "apollographql-client-name",
+        "apollographql-client-version",
+        "apollo-require-preflight",
+    ]
     max_page_size: int = Field(default=500, ge=1)
     import_batch_size: int = Field(default=5000, ge=1)
     import_max_errors: int = Field(default=100, ge=1)
     db_pool_size: int = Field(default=10, ge=1)
+    # The web process's statements only (workers and the CLI run long imports); 0: no limit.
+    db_statement_timeout_ms: int = Field(default=5000, ge=0)
     log_level: str = "INFO"
 
     session_cookie_secure: bool = False
     session_max_age: int = Field(default=14 * 24 * 3600, ge=60)
+    session_idle_seconds: int = Field(default=2 * 24 * 3600, ge=60)
+    session_cookie_samesite: Literal["lax", "strict", "none"] = "lax"
     login_max_failures_per_email: int = Field(default=5, ge=1)
     login_max_failures_per_client: int = Field(default=20, ge=1)
     login_window_seconds: int = Field(default=15 * 60, ge=1)
@@ -44,10 +54,12 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=10, ge=1)
     max_query_tokens: int = Field(default=1000, ge=1)
     max_query_aliases: int = Field(default=15, ge=0)
+    max_query_fields: int = Field(default=2000, ge=1)
+    max_query_cost: int = Field(default=20_000, ge=1)
     max_batch_operations: int = Field(default=10, ge=0)
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
     cache_ttl: int = Field(default=120, ge=0)
-    # Prefix of the cache's Redis keys: one per database when deployments share a Redis.
+    # Prefix of the cache's Redis keys (which also name the database and the code's version).
     cache_namespace: str = "trends"
     cache_timeout: float = Field(default=0.1, gt=0)
     cache_retry_seconds: float = Field(default=10, ge=0)
@@ -66,12 +78,17 @@ class Settings(BaseSettings):
     bench_route: bool = False
     bench_body_bytes: int = Field(default=0, ge=0)
 
-    @field_validator("cors_origins", "queues", mode="before")
+    @field_validator("cors_origins", "cors_allow_headers", "queues", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [o.strip() for o in value.split(",") if o.strip()]
         return value
+
+    @field_validator("session_cookie_samesite", mode="before")
+    @classmethod
+    def _lower_samesite(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod
@@ -85,6 +102,16 @@ class Settings(BaseSettings):
     def _production_needs_secret(self) -> "Settings":
         if self.production and not self.secret_key:
             raise ValueError("SECRET_KEY must be set when TRENDS_ENV=production")
+        return self
+
+    @model_validator(mode="after")
+    def _samesite_none_needs_secure(self) -> "Settings":
+        # Browsers drop a SameSite=None cookie that is not Secure: sign-in would silently fail.
+        if self.session_cookie_samesite == "none" and not self.cookie_secure:
+            raise ValueError(
+                "SESSION_COOKIE_SAMESITE=none needs secure cookies: "
+                "set SESSION_COOKIE_SECURE=1 (or TRENDS_ENV=production) and serve over HTTPS"
+            )
         return self
 
     @property

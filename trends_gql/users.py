@@ -1,7 +1,5 @@
 """User accounts: creation, password rules and hashing, authentication."""
 
-import hashlib
-import hmac
 import logging
 import re
 from functools import cache
@@ -11,6 +9,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
+from trends_gql import sessions
 from trends_gql.db import utcnow
 from trends_gql.errors import BadUserInput, NotFound
 from trends_gql.models import User
@@ -52,14 +51,17 @@ def check_password(email: str, password: str) -> None:
         raise BadUserInput("the password must not be the email's name", field="password")
 
 
-def session_token(user: User) -> str:
-    """A value derived from the password hash: it changes when the password does."""
-    return hashlib.sha256(f"trends-session:{user.password_hash}".encode()).hexdigest()[:32]
-
-
 def get_user_by_email(session: Session, email: str) -> User | None:
     """The user with that email (any case), or None."""
     return session.scalars(sa.select(User).where(User.email == email.strip().lower())).first()
+
+
+def require_user(session: Session, email: str) -> User:
+    """The user with that email (any case); NotFound when there is none."""
+    user = get_user_by_email(session, email)
+    if user is None:
+        raise NotFound(f"no user with email {email.strip().lower()}", field="email")
+    return user
 
 
 def create_user(
@@ -85,23 +87,20 @@ def create_user(
 
 def set_password(session: Session, email: str, password: str) -> User:
     """Change a user's password, which ends the user's sessions."""
-    user = get_user_by_email(session, email)
-    if user is None:
-        raise NotFound(f"no user with email {email.strip().lower()}", field="email")
+    user = require_user(session, email)
     check_password(user.email, password)
     user.password_hash = _hasher.hash(password)
-    session.commit()
+    sessions.end_user_sessions(session, user.id)  # commits both: no session outlives the change
     log.info("password of %s changed", user.email)
     return user
 
 
 def set_active(session: Session, email: str, active: bool) -> User:
-    """Activate or deactivate a user; deactivation ends the user's sessions."""
-    user = get_user_by_email(session, email)
-    if user is None:
-        raise NotFound(f"no user with email {email.strip().lower()}", field="email")
+    """Activate or deactivate a user; either ends the user's sessions."""
+    user = require_user(session, email)
     user.is_active = active
-    session.commit()
+    # Re-activation too: sessions opened before the account was deactivated stay ended.
+    sessions.end_user_sessions(session, user.id)
     log.info("user %s %s", user.email, "activated" if active else "deactivated")
     return user
 
@@ -124,12 +123,4 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
         user.password_hash = _hasher.hash(password)
     user.last_login = utcnow()
     session.commit()
-    return user
-
-
-def get_session_user(session: Session, user_id: int, token: str) -> User | None:
-    """The user a session names, if still active and with the same password."""
-    user = session.get(User, user_id)
-    if user is None or not user.is_active or not hmac.compare_digest(session_token(user), token):
-        return None
     return user

@@ -28,7 +28,7 @@ class _FieldNames(Visitor):
 
 
 # Fields whose answer depends on who asks beyond the role: never in a shared response.
-PERSONAL_FIELDS = frozenset({"me"})
+PERSONAL_FIELDS = frozenset({"me", "mySessions"})
 
 
 @lru_cache(maxsize=512)  # a pure function of the text: each distinct document is parsed once here
@@ -68,6 +68,8 @@ class CachedResponses:
             s.max_query_depth,
             s.max_query_tokens,
             s.max_query_aliases,
+            s.max_query_fields,
+            s.max_query_cost,
             s.max_page_size,
         )
         return hashlib.sha256(repr(shape).encode()).hexdigest()[:16]

@@ -11,6 +11,7 @@ from trends_gql import queries
 from trends_gql.auth import current_user
 from trends_gql.cache import ResponseCache
 from trends_gql.db import Database
+from trends_gql.errors import Unauthenticated
 from trends_gql.models import User
 from trends_gql.settings import Settings
 
@@ -78,6 +79,9 @@ class Context:
         assert user is not None, "IsStaff ran first"
         return user.email
 
-    def set_user(self, user: User | None) -> None:
-        """Record a login or logout made by this request."""
-        self.request.state.user = user
+    async def signed_in_user(self) -> User:
+        """The signed-in user (any role); UNAUTHENTICATED when anonymous."""
+        user = await self.user()
+        if user is None:
+            raise Unauthenticated("sign in to do this")
+        return user

@@ -7,28 +7,32 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
-from graphql import DocumentNode, GraphQLError, parse
+from graphql import (
+    DocumentNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    parse,
+)
 from strawberry.extensions import (
-    AddValidationRules,
     DisableIntrospection,
     MaxTokensLimiter,
     SchemaExtension,
     ValidationCache,
-    max_aliases,
-    query_depth_limiter,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
+from trends_gql.errors import too_many_entries
+from trends_gql.schema.complexity import Figures, measure
 from trends_gql.settings import Settings
 
 # Documents parsed and validated once per process (per distinct text and rule set).
 DOCUMENT_CACHE_SIZE = 512
 
-# Strawberry's limiters report plain errors; their messages tell which limit was hit.
+# graphql-core's token limit reports a plain syntax error; its message tells the limit.
 _LIMIT_MESSAGES = (
     (re.compile(r"^Syntax Error: Document contains more than \d+ tokens\b"), "TOO_MANY_TOKENS"),
-    (re.compile(r"exceeds maximum operation depth of \d+$"), "QUERY_TOO_DEEP"),
-    (re.compile(r"^\d+ aliases found\. Allowed: \d+$"), "TOO_MANY_ALIASES"),
 )
 
 
@@ -78,21 +82,102 @@ def _limit_code(error: GraphQLError) -> str | None:
     return None
 
 
+class CheckedValidation(ValidationCache):
+    """Refuse a document over the size, depth, alias or cost limits, then validate (cached).
+
+    The limits are measured first, in time linear in the document (see complexity), so that a
+    document built to explode once its fragments are expanded never reaches validation.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(maxsize=DOCUMENT_CACHE_SIZE)
+        self.settings = settings
+
+    def on_validate(self) -> Iterator[None]:
+        ctx = self.execution_context
+        error = _over_limits(ctx, self.settings) if ctx.graphql_document else None
+        if error is None:
+            yield from super().on_validate()
+            return
+        ctx.pre_execution_errors = [error]
+        yield
+
+
+def _over_limits(ctx: ExecutionContext, settings: Settings) -> GraphQLError | None:
+    """The error of the first limit the document is over, if any."""
+    document = ctx.graphql_document
+    assert document is not None
+    schema = ctx.schema._schema  # Strawberry's own extensions read the GraphQL schema here
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    figures = {
+        op: measure(schema, op, fragments, ctx.variables, settings.max_page_size)
+        for op in operations
+    }
+    fields = sum(f.fields for f in figures.values())
+    if fields > settings.max_query_fields:
+        return _error(
+            f"The document asks for {fields} fields once its fragments are expanded; "
+            f"at most {settings.max_query_fields} are allowed.",
+            "TOO_MANY_FIELDS",
+        )
+    too_long = next((f.too_long for f in figures.values() if f.too_long), None)
+    if too_long is not None:
+        refused = too_many_entries(*too_long)
+        return GraphQLError(str(refused), extensions=refused.extensions)
+    aliases = sum(f.aliases for f in figures.values())
+    if aliases > settings.max_query_aliases:
+        return _error(
+            f"{aliases} aliases found. Allowed: {settings.max_query_aliases}", "TOO_MANY_ALIASES"
+        )
+    for op, found in figures.items():
+        if found.depth > settings.max_query_depth:
+            name = op.name.value if op.name else "anonymous"
+            return _error(
+                f"'{name}' exceeds maximum operation depth of {settings.max_query_depth}",
+                "QUERY_TOO_DEEP",
+            )
+    chosen = _chosen(figures, ctx.operation_name)
+    return None if chosen is None else _over_budget(ctx, chosen, settings.max_query_cost)
+
+
+def _chosen(figures: dict[OperationDefinitionNode, Figures], name: str | None) -> Figures | None:
+    """The figures of the operation that would run (None: validation will say why none)."""
+    if name is None:
+        return next(iter(figures.values())) if len(figures) == 1 else None
+    return next((f for op, f in figures.items() if op.name and op.name.value == name), None)
+
+
+def _over_budget(ctx: ExecutionContext, figures: Figures, limit: int) -> GraphQLError | None:
+    """Charge the operation's cost to its request: the operations of a batch share one budget."""
+    state = getattr(getattr(ctx.context, "request", None), "state", None)
+    spent = (getattr(state, "query_cost", 0) if state is not None else 0) + figures.cost
+    if spent > limit:
+        return _error(
+            f"The request would cost {spent} (rows and values it may return, see the README); "
+            f"at most {limit} is allowed. Ask for smaller pages or fewer fields.",
+            "QUERY_TOO_COSTLY",
+        )
+    if state is not None:
+        state.query_cost = spent
+    return None
+
+
+def _error(message: str, code: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code})
+
+
 def limit_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
     """Extension factories enforcing the settings' document limits (and hiding introspection).
 
-    Parsing and validation are cached: the rule classes are made once here rather than by
-    Strawberry's limiter extensions per request, so that a repeated document is a cache hit.
+    Parsing and validation are cached, so that a repeated document costs one measuring pass.
     """
-    rules = [
-        query_depth_limiter.create_validator(settings.max_query_depth, None),
-        max_aliases.create_validator(settings.max_query_aliases),
-    ]
     extensions: list[Callable[[], SchemaExtension]] = [
         partial(MaxTokensLimiter, max_token_count=settings.max_query_tokens),
-        partial(AddValidationRules, rules),
         CachedParse,
-        partial(ValidationCache, maxsize=DOCUMENT_CACHE_SIZE),
+        partial(CheckedValidation, settings),
         LimitErrorCodes,
     ]
     if not settings.introspection_enabled:

@@ -7,11 +7,12 @@ import anyio.to_thread
 import strawberry
 from strawberry.types import Info
 
-from trends_gql import auth, cache, curation, queries
+from trends_gql import auth, cache, curation, queries, sessions
 from trends_gql.errors import BadUserInput
 from trends_gql.pagination import decode_id, encode_id
 from trends_gql.schema.context import Context
 from trends_gql.schema.types import TREND_COLUMNS, Trend, TrendInput, TrendPatch, User
+from trends_gql.sessions import request_session
 
 ALL_COLUMNS = set(TREND_COLUMNS.values())
 # Non-null in Trend, so a patch may change them but not clear them.
@@ -36,14 +37,24 @@ async def _changed(info: Info[Context, None]) -> None:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Sign in: opens a cookie session.")
+    @strawberry.mutation(description="Sign in: opens a new session (its id in a cookie).")
     async def login(self, info: Info[Context, None], email: str, password: str) -> User:
         return cast(User, await auth.login(info.context, email, password))
 
-    @strawberry.mutation(description="Sign out: ends the cookie session.")
-    def logout(self, info: Info[Context, None]) -> bool:
-        auth.logout(info.context)
+    @strawberry.mutation(description="Sign out: ends the session; no copy of the cookie works.")
+    async def logout(self, info: Info[Context, None]) -> bool:
+        await auth.logout(info.context)
         return True
+
+    @strawberry.mutation(
+        description="Sign out everywhere else: ends the user's other sessions; how many."
+    )
+    async def end_other_sessions(self, info: Info[Context, None]) -> int:
+        ctx = info.context
+        user = await ctx.signed_in_user()
+        current = request_session(ctx.request.scope).row
+        keep = current.id if current else None
+        return await ctx.db.run(lambda s: sessions.end_user_sessions(s, user.id, keep=keep))
 
     @strawberry.mutation(permission_classes=STAFF, description="Staff: add a trend.")
     async def create_trend(self, info: Info[Context, None], input: TrendInput) -> Trend:

@@ -1,19 +1,22 @@
 """The root Query: thin resolvers over trends_gql.queries, cached by name and arguments."""
 
 from collections.abc import Iterable, Iterator
-from typing import cast
+from typing import Annotated, cast
 
 import strawberry
 from strawberry.types import Info
 from strawberry.types.nodes import SelectedField, Selection
 
-from trends_gql import queries
+from trends_gql import queries, sessions
+from trends_gql.auth import clock_time
 from trends_gql.pagination import decode_id
+from trends_gql.schema.complexity import COST, MAX_ITEMS
 from trends_gql.schema.context import Context
 from trends_gql.schema.types import (
     TREND_COLUMNS,
     MacrotrendReadiness,
     MegatrendSummary,
+    Session,
     Trend,
     TrendConnection,
     TrendFacets,
@@ -21,6 +24,10 @@ from trends_gql.schema.types import (
     TrendOrder,
     User,
 )
+from trends_gql.sessions import request_session
+
+# One SQL aggregate, whatever is selected in it: a fixed cost in the document limits.
+AGGREGATE = {COST: 100}
 
 
 def _fields(selections: Iterable[Selection]) -> Iterator[SelectedField]:
@@ -50,12 +57,27 @@ class Query:
     async def me(self, info: Info[Context, None]) -> User | None:
         return cast(User | None, await info.context.user())
 
+    @strawberry.field(description="The signed-in user's sessions, most recently used first.")
+    async def my_sessions(self, info: Info[Context, None]) -> list[Session]:
+        ctx = info.context
+        user = await ctx.signed_in_user()
+        now = clock_time(ctx.request.app.state.clock)
+        idle = ctx.settings.session_idle_seconds
+        rows = await ctx.db.read(
+            lambda s: sessions.list_user_sessions(s, user.id, now=now, idle_seconds=idle)
+        )
+        current = request_session(ctx.request.scope).row
+        return [Session.of(row, idle, current.id if current else None) for row in rows]
+
     @strawberry.field(description="Trends matching a filter, in pages (cursor pagination).")
     async def trends(
         self,
         info: Info[Context, None],
         filter: TrendFilter | None = None,
-        order_by: list[TrendOrder] | None = None,
+        order_by: Annotated[
+            list[TrendOrder] | None,
+            strawberry.argument(metadata={MAX_ITEMS: queries.MAX_ORDER_TERMS}),
+        ] = None,
         first: int | None = 50,
         after: str | None = None,
     ) -> TrendConnection:
@@ -63,10 +85,12 @@ class Query:
         top = info.selected_fields
         nodes = _children(top, "nodes") + _children(_children(top, "edges"), "node")
         ctx = info.context
+        # Checked before the arguments become a cache key: a long list is refused at once.
+        order = queries.check_order([o.to_query() for o in order_by or ()])
         page = await ctx.read(
             queries.list_trends,
             trend_filter=filter.to_query() if filter else None,
-            order=[o.to_query() for o in order_by or ()],
+            order=order,
             first=first,
             after=after,
             columns=_columns(nodes),
@@ -81,12 +105,15 @@ class Query:
         row = await info.context.trend(pk, frozenset(_columns(info.selected_fields)))
         return cast(Trend | None, row)
 
-    @strawberry.field(description="Each megatrend with its trend and macrotrend counts.")
+    @strawberry.field(
+        description="Each megatrend with its trend and macrotrend counts.", metadata=AGGREGATE
+    )
     async def megatrends(self, info: Info[Context, None]) -> list[MegatrendSummary]:
         return cast(list[MegatrendSummary], await info.context.read(queries.megatrend_summaries))
 
     @strawberry.field(
-        description="Mean TRL score (Pilot=2, Development=5, Deploy=8) per macrotrend."
+        description="Mean TRL score (Pilot=2, Development=5, Deploy=8) per macrotrend.",
+        metadata=AGGREGATE,
     )
     async def macrotrend_readiness(
         self, info: Info[Context, None], megatrend: str
@@ -94,7 +121,9 @@ class Query:
         rows = await info.context.read(queries.macrotrend_readiness, megatrend)
         return cast(list[MacrotrendReadiness], rows)
 
-    @strawberry.field(description="Row counts per value (nulls as NONE) under a filter.")
+    @strawberry.field(
+        description="Row counts per value (nulls as NONE) under a filter.", metadata=AGGREGATE
+    )
     async def trend_facets(
         self, info: Info[Context, None], filter: TrendFilter | None = None
     ) -> TrendFacets:

@@ -6,7 +6,7 @@ from typing import Any, Generic, TypeVar
 import strawberry
 from strawberry.utils.str_converters import to_camel_case
 
-from trends_gql import models, queries
+from trends_gql import models, queries, sessions
 from trends_gql.pagination import RecordPage, encode_id
 
 TechnologyReadinessLevel = strawberry.enum(models.TechnologyReadinessLevel)
@@ -181,6 +181,37 @@ class User:
     @strawberry.field(description="Opaque id.")
     def id(self) -> strawberry.ID:
         return strawberry.ID(encode_id(self.id, "User"))  # type: ignore[arg-type]  # root is a row
+
+
+@strawberry.type(description="A signed-in session of the user: where and when it was used.")
+class Session:
+    pk: strawberry.Private[int]
+    created_at: datetime
+    last_seen_at: datetime = strawberry.field(description="Updated at most once a minute.")
+    expires_at: datetime = strawberry.field(
+        description="When it ends unless used again: idle timeout or absolute lifetime, first."
+    )
+    client_address: str | None
+    user_agent: str | None
+    current: bool = strawberry.field(description="The session of this request.")
+
+    @strawberry.field(description="Opaque id (not the cookie's secret).")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(encode_id(self.pk, "Session"))
+
+    @classmethod
+    def of(cls, row: models.UserSession, idle_seconds: int, current_id: int | None) -> "Session":
+        """The session a stored row describes."""
+        assert row.id is not None, "a stored row"
+        return cls(
+            pk=row.id,
+            created_at=row.created_at,
+            last_seen_at=row.last_seen_at,
+            expires_at=sessions.idle_end(row, idle_seconds),
+            client_address=row.client_address,
+            user_agent=row.user_agent,
+            current=row.id == current_id,
+        )
 
 
 @strawberry.input(description="A new trend; validated like a CSV row.")
