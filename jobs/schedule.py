@@ -1,9 +1,12 @@
 """rq-scheduler: the periodic jobs, registered idempotently, and the scheduler process."""
 
 import logging
+import signal
+import time
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from rq_scheduler import Scheduler
 
 from trends_gql.queue import RESULT_TTL, connect
@@ -12,6 +15,11 @@ from trends_gql.settings import Settings
 log = logging.getLogger(__name__)
 
 PREFIX = "trends-periodic-"
+# A Redis that does not answer within this is taken as down (without it, a silent host would
+# hold the scheduler forever).
+REDIS_TIMEOUT = 10.0
+# Ended sessions are refused when used whatever their age: pruning only keeps the table small.
+SESSION_PRUNE_INTERVAL = 3600
 
 
 def periodic_jobs(settings: Settings) -> dict[str, tuple[str, int]]:
@@ -19,6 +27,7 @@ def periodic_jobs(settings: Settings) -> dict[str, tuple[str, int]]:
     return {
         f"{PREFIX}scan-media": ("jobs.scan.scan_media", settings.import_interval),
         f"{PREFIX}backup": ("jobs.backups.backup_database", settings.backup_interval),
+        f"{PREFIX}prune-sessions": ("jobs.sessions.prune_sessions", SESSION_PRUNE_INTERVAL),
     }
 
 
@@ -59,10 +68,48 @@ def register(scheduler: Scheduler, settings: Settings) -> list[str]:
     return changed
 
 
+class _Scheduler(Scheduler):  # type: ignore[misc]  # rq-scheduler has no type hints
+    """rq-scheduler that puts its periodic jobs back when Redis has lost them (a restart)."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+
+    def enqueue_jobs(self) -> Any:
+        register(self, self.settings)
+        return super().enqueue_jobs()
+
+
+# Waits between tries while Redis is unavailable: doubling from the first to the last.
+RETRY_FIRST, RETRY_MAX = 0.5, 30.0
+
+
 def run_scheduler(settings: Settings, burst: bool = False) -> None:
-    """Register the periodic jobs and run rq-scheduler (one holds the lock; others wait)."""
-    scheduler = Scheduler(
-        queue_name=settings.queues[0], connection=connect(settings, timeout=None), interval=1
-    )
-    register(scheduler, settings)
-    scheduler.run(burst=burst)
+    """Register the periodic jobs and run rq-scheduler (one holds the lock; others wait).
+
+    A Redis outage of any length is waited out, with a warning once per outage.
+    """
+    delay, outage = RETRY_FIRST, False
+    while True:
+        scheduler = _Scheduler(
+            settings,
+            queue_name=settings.queues[0],
+            connection=connect(settings, timeout=REDIS_TIMEOUT),
+            interval=1,
+        )
+        try:
+            register(scheduler, settings)
+            if outage:
+                log.warning("Redis answers again: the scheduler goes on")
+                delay, outage = RETRY_FIRST, False
+            scheduler.run(burst=burst)
+            return
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if not outage:
+                log.warning("Redis is unavailable (%s): the scheduler waits for it", exc)
+                outage = True
+            # rq-scheduler's handlers would talk to Redis on SIGTERM; while waiting, stop plainly.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            time.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX)

@@ -19,11 +19,13 @@ from conftest import (
     load,
     login,
     make_user,
+    other_database,
     serve,
     settings_env,
     web_client,
     with_settings,
 )
+from private_redis import private_redis
 
 from trends_gql import cache, intake, queries
 from trends_gql.app import create_app
@@ -207,10 +209,34 @@ def test_reads_answer_quickly_when_redis_is_unreachable(
                 assert time.monotonic() - started < 1.0
                 assert body == {"data": {"trends": {"totalCount": 44}}}
                 assert outcome in {"miss", "bypass"}
-            health = client.get("/healthz").json()
-            assert health["cache"].startswith("degraded")
+            # A refused connection pauses the cache at once; a silent server after a longer
+            # probe (a late answer would have meant a busy host).
+            deadline = time.monotonic() + cache.PROBE_TIMEOUT + 2
+            while not client.get("/healthz").json()["cache"].startswith("degraded"):
+                assert time.monotonic() < deadline
+                ask(client, TOTAL)
+                time.sleep(0.1)
     finally:
         silent.close()
+
+
+def test_a_redis_that_answers_late_on_a_busy_host_stays_in_use(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    load(db, tmp_path, SAMPLE)
+    with private_redis() as server:
+        slow = with_settings(settings, redis_url=server.url, cache_timeout=0.05)
+        with web_client(slow) as client:
+            assert ask(client, TOTAL)[1] == "miss"
+            with server.stalled():  # no answer for 0.4 s, as when the host is saturated
+                for _ in range(4):
+                    body, outcome = ask(client, TOTAL)
+                    assert body == {"data": {"trends": {"totalCount": 44}}}
+                    assert outcome == "bypass"
+                time.sleep(0.2)
+            time.sleep(0.3)  # the probe's answer arrives
+            assert client.get("/healthz").json()["cache"] == "ok"
+            assert ask(client, TOTAL)[1] == "hit"
 
 
 def test_entries_expire_after_the_ttl(settings: Settings, db: Database, tmp_path: Path) -> None:
@@ -309,3 +335,100 @@ def test_hits_come_from_process_memory_and_writes_still_reach_them(
         cache.invalidate(settings)
         assert ask(client, TOTAL) == ({"data": {"trends": {"totalCount": 45}}}, "miss")
     redis_client.close()
+
+
+def test_a_generation_lost_with_redis_data_is_never_issued_again(
+    web: httpx.Client, settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    redis_client = redis.Redis.from_url(settings.redis_url)
+    generation_key = f"{settings.cache_namespace}:{cache.GENERATION}"
+
+    def lose_and_bump_three_times() -> None:
+        redis_client.delete(generation_key)  # as a restart without persistence would
+        for _ in range(3):
+            assert cache.invalidate(settings)
+
+    lose_and_bump_three_times()
+    assert ask(web, TOTAL) == ({"data": {"trends": {"totalCount": 0}}}, "miss")
+    assert ask(web, TOTAL)[1] == "hit"  # kept in Redis and in this server's memory
+    load(db, tmp_path, CREATE_ONE)
+    lose_and_bump_three_times()  # three acknowledged writes after the loss
+    assert ask(web, TOTAL) == ({"data": {"trends": {"totalCount": 1}}}, "miss")
+    redis_client.close()
+
+
+def test_servers_of_two_databases_sharing_a_redis_answer_from_their_own(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    load(db, tmp_path, SAMPLE)
+    with (
+        other_database(settings, tmp_path) as other,
+        web_client(settings) as mine,
+        web_client(other) as theirs,
+    ):
+        assert other.cache_namespace == settings.cache_namespace
+        assert ask(mine, TOTAL) == ({"data": {"trends": {"totalCount": 44}}}, "miss")
+        assert ask(theirs, TOTAL) == ({"data": {"trends": {"totalCount": 0}}}, "miss")
+        assert ask(theirs, "{ megatrends { name } }")[0] == {"data": {"megatrends": []}}
+        assert ask(mine, TOTAL)[1] == "hit"
+
+
+def test_keys_name_the_database_but_not_its_password(settings: Settings) -> None:
+    pg = "postgresql+psycopg://app:secret@db.example.org:5432/trends"
+    same = with_settings(settings, database_url=pg.replace("secret", "rotated"))
+    assert cache.scope_of(with_settings(settings, database_url=pg)) == cache.scope_of(same)
+    assert "secret" not in cache.database_identity(pg)
+    other = with_settings(settings, database_url=pg.replace("/trends", "/trends_eu"))
+    assert cache.scope_of(other) != cache.scope_of(same)
+    relative = with_settings(settings, database_url="sqlite:///var/x.db")
+    absolute = with_settings(settings, database_url=f"sqlite:///{Path('var/x.db').resolve()}")
+    assert cache.scope_of(relative) == cache.scope_of(absolute)
+    assert cache.ResponseCache(settings).key(7, "response", []).split(":")[1] == (
+        cache.scope_of(settings)
+    )
+
+
+def test_concurrent_misses_in_two_server_processes_compute_once(
+    web: httpx.Client, db: Database, other_process: str, tmp_path: Path
+) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("a PostgreSQL table lock holds both misses open while they are counted")
+    load(db, tmp_path, SAMPLE)
+    query = "{ trends(first: 7) { totalCount nodes { megatrend } } }"
+    waiting = sa.text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock'"
+    )
+    outcomes: list[str | None] = []
+    answers: list[dict[str, Any]] = []
+
+    def fetch(url: str) -> None:
+        with httpx.Client(base_url=url, timeout=30) as c:
+            body, outcome = ask(c, query)
+            answers.append(body)
+            outcomes.append(outcome)
+
+    for first, url in enumerate((str(web.base_url), other_process), 1):  # connected and warm
+        with httpx.Client(base_url=url, timeout=30) as c:
+            assert "errors" not in ask(c, f"{{ trends(first: {first}) {{ totalCount }} }}")[0]
+    with db.engine.connect() as blocker, db.engine.connect() as observer:
+        blocker.execute(sa.text("LOCK TABLE trend IN ACCESS EXCLUSIVE MODE"))
+        threads = [
+            threading.Thread(target=fetch, args=(url,))
+            for url in (str(web.base_url), other_process)
+        ]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 3  # within the statement timeout of the servers' reads
+        while observer.execute(waiting).scalar_one() < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1.0)  # time for the other process's miss to reach the database, if it would
+        blocked = observer.execute(waiting).scalar_one()
+        blocker.rollback()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert blocked == 1
+    assert sorted(outcomes, key=str) == ["hit", "miss"]
+    assert answers[0] == answers[1]
+    assert answers[0]["data"]["trends"]["totalCount"] == 44

@@ -4,6 +4,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -114,3 +115,52 @@ def test_a_configured_redis_url_is_never_replaced(
     assert "private Redis" not in output
     assert "Redis at redis://127.0.0.1:1/0 is unavailable" in output
     assert not (tmp_path / "var" / "redis").exists()
+
+
+def child_pids(output_lines: list[str], name: str) -> list[int]:
+    """The pids `trends up` reported for a child, in order."""
+    return [
+        int(line.split("(pid ")[1].strip().rstrip(")"))
+        for line in output_lines
+        if f"| {name} started (pid " in line
+    ]
+
+
+def test_a_child_that_dies_is_restarted_while_the_others_keep_serving(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    process, url = start(sqlite_settings, tmp_path, "--private-redis")
+    assert process.stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 30
+    while not child_pids(lines, "scheduler"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    os.killpg(child_pids(lines, "scheduler")[0], signal.SIGKILL)
+    while len(child_pids(lines, "scheduler")) < 2:
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200  # web never went down
+        assert process.poll() is None
+        assert time.monotonic() < deadline, "the scheduler was not restarted"
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGTERM)
+    process.wait(timeout=30)
+    reader.join(timeout=10)
+    assert any("scheduler exited with code" in line for line in lines)
+    assert process.returncode == 0
+    assert session_processes(process.pid) == []
+
+
+def test_a_hang_up_stops_every_process_and_the_private_redis(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    process, url = start(sqlite_settings, tmp_path, "--private-redis")
+    output = stop(process, signal.SIGHUP)
+    for name in ("web", "worker", "scheduler"):
+        assert f"{name} stopped" in output
+    assert process.returncode == 0
+    assert not (tmp_path / "var" / "redis" / "redis.sock").exists()
+    assert session_processes(process.pid) == []
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{url}/healthz", timeout=1)

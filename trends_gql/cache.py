@@ -1,26 +1,32 @@
 """A Redis cache (aiocache) of responses and resolver results: generation-keyed, stampede-safe.
 
 Every key holds the current generation, a number each committed write bumps, so the next read
-after a write misses in every process. Redis slow or down only turns hits into misses: each
-operation has a short timeout, and after a failure the cache is skipped for a while.
+after a write misses in every process; and the identity of the database and of the code, so
+that another database or another release sharing the Redis never reads an entry of this one.
+Redis slow or down only turns hits into misses: each operation has a short timeout, and after
+a failure the cache is skipped for a while.
 """
 
 import asyncio
 import dataclasses
 import enum
 import hashlib
+import importlib.metadata
 import logging
 import pickle
+import secrets
 import time
 from collections.abc import Awaitable, Callable
+from functools import cache
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import orjson
 import redis
 import redis.asyncio
 from aiocache import RedisCache
-from aiocache.lock import RedLock
 from aiocache.serializers import BaseSerializer
+from sqlalchemy.engine import make_url
 
 from trends_gql.memory import MemoryCache
 from trends_gql.settings import Settings
@@ -30,6 +36,66 @@ log = logging.getLogger(__name__)
 GENERATION = "generation"  # aiocache stores it as "<namespace>:generation"
 T = TypeVar("T")
 FAILURES_BEFORE_PAUSE = 3
+# After timeouts, how long Redis may take to answer a PING and still count as up (a busy host).
+PROBE_TIMEOUT = 1.0
+
+# A generation key that is missing (Redis restarted empty, failed over, evicted it) starts again
+# from a random number in a range of 2**62, never from 0: a number issued before the loss, whose
+# entries may still be in a server's memory, is practically never issued again.
+_GENERATION_START = (1 << 40, 1 << 62)
+# Both return the generation as a string: Lua numbers are doubles and would round it.
+_CURRENT = """
+local value = redis.call('GET', KEYS[1])
+if value then return value end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+"""
+_BUMP = """
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
+return tostring(redis.call('INCR', KEYS[1]))
+"""
+# A miss holds its key's lock this long at most: concurrent misses of the key, in any process,
+# wait for its answer that long (then compute it themselves), and a process that died while
+# computing holds no one up longer. Reads are bounded by DB_STATEMENT_TIMEOUT_MS (5 s) anyway.
+LOCK_LEASE = 5.0
+LOCK_POLL = 0.02  # how often a waiting miss looks for the answer
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# Libraries whose objects are pickled in resolver entries, or shape the answers.
+_SHAPING_DISTRIBUTIONS = ("sqlalchemy", "strawberry-graphql", "graphql-core")
+
+
+def _random_start() -> str:
+    low, high = _GENERATION_START
+    return str(low + secrets.randbelow(high - low))
+
+
+@cache
+def code_version() -> str:
+    """A digest of this package's source and of the libraries its cache entries depend on."""
+    digest = hashlib.sha256()
+    package = Path(__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    for name in _SHAPING_DISTRIBUTIONS:
+        digest.update(f"{name}=={importlib.metadata.version(name)}".encode())
+    return digest.hexdigest()
+
+
+def database_identity(url: str) -> str:
+    """The database a URL names (driver, host, port, database, user), without its password."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        parsed = parsed.set(database=str(Path(parsed.database or "").resolve()))
+    return parsed.render_as_string(hide_password=True)
+
+
+def scope_of(settings: Settings) -> str:
+    """What every key of these settings holds: the database's identity and the code's version."""
+    parts = f"{database_identity(settings.database_url)}\0{code_version()}"
+    return hashlib.sha256(parts.encode()).hexdigest()[:16]
 
 
 class _Bytes(BaseSerializer):
@@ -75,7 +141,7 @@ def invalidate(settings: Settings) -> bool:
         return True
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
     try:
-        client.incr(f"{settings.cache_namespace}:{GENERATION}")
+        client.eval(_BUMP, 1, f"{settings.cache_namespace}:{GENERATION}", _random_start())
         return True
     except redis.RedisError as exc:
         log.error(
@@ -97,9 +163,12 @@ class ResponseCache:
         self.clock = clock
         self.retry_after = settings.cache_retry_seconds
         self.closed_until = 0.0
+        self.url = settings.redis_url
+        self.probe: asyncio.Task[None] | None = None
         self.failures = 0
         self.problem: str | None = None
         self.namespace = settings.cache_namespace
+        self.scope = scope_of(settings) if self.enabled else ""
         self.timeout = settings.cache_timeout
         self.memory = MemoryCache(settings.cache_memory_mb << 20, clock)
         self.backend = RedisCache(
@@ -120,14 +189,38 @@ class ResponseCache:
         return self.clock() < self.closed_until
 
     def _fail(self, exc: BaseException) -> None:
-        # One slow answer on a busy machine is a miss; a few in a row mean Redis is in trouble.
+        # One slow answer on a busy machine is a miss; a few in a row mean Redis is in trouble,
+        # or that this host is too busy to read its answers in time.
         self.failures += 1
         self.problem = repr(exc)
-        if self.failures < FAILURES_BEFORE_PAUSE or self.skipping():
+        if self.failures < FAILURES_BEFORE_PAUSE or self.skipping() or self.probe is not None:
             return
+        if isinstance(exc, TimeoutError | redis.TimeoutError):
+            self.probe = asyncio.get_running_loop().create_task(self._probe(exc))
+            return
+        self._pause(exc)
+
+    async def _probe(self, exc: BaseException) -> None:
+        """Ask Redis once more, with a longer bound: a late answer means a busy host."""
+        client = redis.asyncio.Redis.from_url(
+            self.url, socket_timeout=PROBE_TIMEOUT, socket_connect_timeout=PROBE_TIMEOUT
+        )
+        try:
+            await asyncio.wait_for(client.ping(), PROBE_TIMEOUT)
+        except Exception as probe_exc:  # silent or gone: skip it for a while
+            self._pause(probe_exc)
+        else:
+            self.failures = 0
+            log.info("cache answers slowly (%r), but answers: still in use", exc)
+        finally:
+            self.probe = None
+            await client.aclose()
+
+    def _pause(self, exc: BaseException) -> None:
         log.warning(
             "cache unavailable, reads go to the database for %.0f s: %r", self.retry_after, exc
         )
+        self.problem = repr(exc)
         self.closed_until = self.clock() + self.retry_after
 
     async def _call(self, operation: Awaitable[T]) -> T | None:
@@ -143,18 +236,21 @@ class ResponseCache:
         """The current generation, or None when the cache cannot be used now."""
         if not self.enabled or self.skipping():
             return None
+        name = f"{self.namespace}:{GENERATION}"  # aiocache's key for GENERATION
         try:
-            value = await self.backend.get(GENERATION)
+            value = await asyncio.wait_for(
+                self.backend.client.eval(_CURRENT, 1, name, _random_start()), self.timeout
+            )
         except Exception as exc:  # unknown, so no key is safe: a stale entry may match
             self._fail(exc)
             return None
         self.failures = 0
-        return int(value or 0)
+        return int(value)
 
     def key(self, generation: int, kind: str, parts: Any) -> str:
         """The key of an entry of `kind` (a response, a resolver's result) for `parts`."""
         digest = hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        return f"{kind}:{generation}:{digest}"
+        return f"{kind}:{self.scope}:{generation}:{digest}"
 
     async def get(self, key: str) -> bytes | None:
         """A cached body, from this process's memory or from Redis; None on a miss."""
@@ -186,15 +282,22 @@ class ResponseCache:
     ) -> tuple[bytes | None, T | None]:
         """(cached body, None), or (None, computed result) while concurrent misses of the key wait.
 
-        `compute` returns the body to cache (None: not cacheable) and its result; it runs once
-        whatever Redis does, and its own exceptions propagate.
+        The first miss takes a lock in Redis and computes; the others, in every process, wait
+        for its answer (for LOCK_LEASE at most). `compute` returns the body to cache (None: not
+        cacheable) and its result; it runs once whatever Redis does, and its exceptions propagate.
         """
-        lock = RedLock(self.backend, key, lease=1.0)
-        try:
-            await lock.__aenter__()
-        except Exception as exc:
-            self._fail(exc)
-            return None, (await compute())[1]
+        lock, token = f"{self.namespace}:{key}-lock", secrets.token_hex(16)
+        deadline = time.monotonic() + LOCK_LEASE
+        while True:
+            acquired = await self._call(self._lock(lock, token))
+            if acquired is None or time.monotonic() >= deadline:
+                return None, (await compute())[1]  # Redis failed, or the holder is too slow
+            if acquired:
+                break
+            await asyncio.sleep(LOCK_POLL)
+            cached = await self.get(key)
+            if cached is not None:
+                return cached, None
         try:
             cached = await self.get(key)
             if cached is not None:
@@ -204,7 +307,13 @@ class ResponseCache:
                 await self.set(key, body)
             return None, result
         finally:
-            await self._call(lock.__aexit__(None, None, None))
+            await self._call(
+                asyncio.wait_for(self.backend.client.eval(_RELEASE, 1, lock, token), self.timeout)
+            )
+
+    async def _lock(self, name: str, token: str) -> bool:
+        taken = self.backend.client.set(name, token, nx=True, px=int(LOCK_LEASE * 1000))
+        return bool(await asyncio.wait_for(taken, self.timeout))
 
     async def remember(
         self, generation: int | None, name: str, args: Any, compute: Callable[[], Awaitable[T]]
@@ -253,4 +362,6 @@ class ResponseCache:
         return cast(list[T], results)
 
     async def aclose(self) -> None:
+        if self.probe is not None:
+            self.probe.cancel()
         await self._call(self.backend.client.aclose())

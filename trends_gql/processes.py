@@ -1,17 +1,17 @@
-"""`trends up`: web, worker and scheduler together (honcho), with a private Redis if need be."""
+"""`trends up`: web, worker and scheduler, restarted when they exit; a private Redis if need be."""
 
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import redis
-from honcho.environ import parse_procfile
-from honcho.manager import Manager
 
 from trends_gql.settings import VAR_DIR, Settings
 
@@ -76,7 +76,7 @@ def private_redis(folder: Path) -> Iterator[str]:
 
 
 def run_all(settings: Settings, host: str, port: int, force_private_redis: bool = False) -> int:
-    """Run the Procfile's processes until Ctrl-C or SIGTERM; return their exit code."""
+    """Run the Procfile's processes until Ctrl-C, SIGTERM or SIGHUP; return their exit code."""
     env = {**os.environ, "HOST": host, "PORT": str(port)}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     configured = "REDIS_URL" in os.environ
@@ -84,13 +84,130 @@ def run_all(settings: Settings, host: str, port: int, force_private_redis: bool 
         why = "as asked" if force_private_redis else f"no Redis answers at {settings.redis_url}"
         with private_redis(VAR_DIR / "redis") as url:
             print(f"{why}: started a private Redis at {url}", flush=True)
-            return _supervise({**env, "REDIS_URL": url})
-    return _supervise(env)
+            return Supervisor(read_procfile(PROCFILE), {**env, "REDIS_URL": url}).run()
+    return Supervisor(read_procfile(PROCFILE), env).run()
 
 
-def _supervise(env: dict[str, str]) -> int:
-    manager = Manager()
-    for name, process in parse_procfile(PROCFILE.read_text()).processes.items():
-        manager.add_process(name, process, env=env)
-    manager.loop()  # stops all of them on Ctrl-C (SIGINT) or SIGTERM, or when one exits
-    return manager.returncode or 0
+def read_procfile(path: Path) -> dict[str, str]:
+    """The process names and commands of a Procfile (`name: command` lines)."""
+    commands = {}
+    for line in path.read_text().splitlines():
+        name, sep, command = line.partition(":")
+        if sep and name.strip() and not line.lstrip().startswith("#"):
+            commands[name.strip()] = command.strip()
+    return commands
+
+
+# A child that exits on its own is started again after a pause, doubling while it keeps failing
+# (from the first to the last), and back to the first once it has run for a minute.
+RESTART_FIRST, RESTART_MAX, RESTART_RESET = 1.0, 30.0, 60.0
+STOP_GRACE = 10.0  # seconds children get to stop after SIGTERM, before SIGKILL
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _Child:
+    def __init__(self, name: str, command: str) -> None:
+        self.name = name
+        self.command = command
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+        self.delay = RESTART_FIRST
+        self.restart_at: float | None = None
+
+
+class Supervisor:
+    """Web, worker and scheduler: a child that exits is restarted; a stop signal stops them all.
+
+    Each child runs in a process group of its own, so a terminal's Ctrl-C or hang-up reaches
+    this process only, which stops the children in order (SIGTERM, then SIGKILL after a grace).
+    """
+
+    def __init__(self, commands: dict[str, str], env: dict[str, str]) -> None:
+        self.children = [_Child(name, command) for name, command in commands.items()]
+        self.env = env
+        self.stopping: int | None = None
+        self.width = max((len(name) for name in commands), default=0)
+
+    def run(self) -> int:
+        """Start the children and watch them until a stop signal; 0 after a clean stop."""
+        previous = {sig: signal.signal(sig, self._stop) for sig in _STOP_SIGNALS}
+        try:
+            for child in self.children:
+                self._start(child)
+            while self.stopping is None:
+                self._watch()
+                time.sleep(0.1)
+        finally:
+            self._stop_all()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 0
+
+    def _stop(self, signum: int, _frame: object) -> None:
+        self.stopping = signum
+
+    def say(self, name: str, message: str) -> None:
+        """One line of output, prefixed with the time and the process it is about."""
+        print(f"{time.strftime('%H:%M:%S')} {name:<{self.width}} | {message}", flush=True)
+
+    def _start(self, child: _Child) -> None:
+        child.process = subprocess.Popen(
+            f"exec {child.command}",  # the shell becomes the command: its pid is the child's
+            shell=True,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+        )
+        child.started, child.restart_at = time.monotonic(), None
+        self.say(child.name, f"{child.name} started (pid {child.process.pid})")
+        threading.Thread(target=self._relay, args=(child, child.process), daemon=True).start()
+
+    def _relay(self, child: _Child, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.say(child.name, line.decode(errors="replace").rstrip())
+
+    def _watch(self) -> None:
+        now = time.monotonic()
+        for child in self.children:
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    self._start(child)
+                continue
+            code = child.process.poll() if child.process else None
+            if code is None:
+                continue
+            if now - child.started >= RESTART_RESET:
+                child.delay = RESTART_FIRST
+            self.say(
+                child.name, f"{child.name} exited with code {code}: restarting in {child.delay:g} s"
+            )
+            child.restart_at = now + child.delay
+            child.delay = min(child.delay * 2, RESTART_MAX)
+
+    def _stop_all(self) -> None:
+        running = [c for c in self.children if c.process and c.process.poll() is None]
+        for child in running:
+            _signal_group(child, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for child in running:
+            assert child.process is not None
+            # The whole group: what the child started itself (uvicorn's workers) stops too.
+            while _signal_group(child, 0) and time.monotonic() < deadline:
+                child.process.poll()  # reaps the child, so that its group can empty
+                time.sleep(0.05)
+            if _signal_group(child, signal.SIGKILL):
+                self.say(child.name, f"{child.name} did not stop in {STOP_GRACE:g} s: killed")
+            child.process.wait()
+            self.say(child.name, f"{child.name} stopped")
+
+
+def _signal_group(child: _Child, sig: int) -> bool:
+    """Send `sig` to the child's process group; False when the group has no process left."""
+    assert child.process is not None
+    try:
+        os.killpg(child.process.pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
