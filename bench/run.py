@@ -28,7 +28,7 @@ import redis
 from psycopg import sql
 from sqlalchemy.engine import URL, make_url
 
-from trends_gql.settings import Settings
+from trends_gql.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the virtualenv's bin, where `trends` is installed

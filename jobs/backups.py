@@ -1,8 +1,8 @@
 """Backup job: what an RQ worker runs after imports that created rows, and periodically."""
 
-from trends_gql import backups
-from trends_gql.db import Database
-from trends_gql.settings import get_settings
+from trends_gql.core.db import Database
+from trends_gql.core.settings import get_settings
+from trends_gql.exports import backups
 
 
 def backup_database() -> dict[str, object]:

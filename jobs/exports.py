@@ -1,8 +1,8 @@
 """Export job: what an RQ worker runs for one queued export run."""
 
-from trends_gql import exports
-from trends_gql.db import Database
-from trends_gql.settings import get_settings
+from trends_gql.core.db import Database
+from trends_gql.core.settings import get_settings
+from trends_gql.exports import runs as exports
 
 
 def export_job(run_id: int) -> dict[str, object]:

@@ -2,10 +2,11 @@
 
 import logging
 
-from trends_gql import queue, runs
-from trends_gql.db import Database
-from trends_gql.errors import ServiceUnavailable
-from trends_gql.settings import get_settings
+from trends_gql.core import queue
+from trends_gql.core.db import Database
+from trends_gql.core.errors import ServiceUnavailable
+from trends_gql.core.settings import get_settings
+from trends_gql.imports import runs
 
 log = logging.getLogger(__name__)
 

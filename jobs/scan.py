@@ -1,8 +1,8 @@
 """The periodic scan of the media folder."""
 
-from trends_gql import intake
-from trends_gql.db import Database
-from trends_gql.settings import get_settings
+from trends_gql.core.db import Database
+from trends_gql.core.settings import get_settings
+from trends_gql.imports import intake
 
 
 def scan_media() -> list[int]:

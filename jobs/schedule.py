@@ -9,8 +9,8 @@ from typing import Any
 import redis
 from rq_scheduler import Scheduler
 
-from trends_gql.queue import RESULT_TTL, connect
-from trends_gql.settings import Settings
+from trends_gql.core.queue import RESULT_TTL, connect
+from trends_gql.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

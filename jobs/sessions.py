@@ -1,8 +1,8 @@
 """Session job: the periodic deletion of ended sessions."""
 
-from trends_gql import sessions
-from trends_gql.db import Database, utcnow
-from trends_gql.settings import get_settings
+from trends_gql.accounts import sessions
+from trends_gql.core.db import Database, utcnow
+from trends_gql.core.settings import get_settings
 
 
 def prune_sessions() -> int:

@@ -3,9 +3,9 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-from trends_gql import models  # noqa: F401  (registers the tables)
-from trends_gql.db import create_db_engine, created_on
-from trends_gql.settings import get_settings
+from trends_gql.core import models  # noqa: F401  (registers the tables)
+from trends_gql.core.db import create_db_engine, created_on
+from trends_gql.core.settings import get_settings
 
 config = context.config
 url = config.attributes.get("database_url") or get_settings().database_url

@@ -24,13 +24,14 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 from starlette.applications import Starlette
 
-from trends_gql import cache, users
-from trends_gql.app import create_app
+from trends_gql.accounts import users
+from trends_gql.cache import store as cache
 from trends_gql.cli import migrate
-from trends_gql.csvio import HEADERS
-from trends_gql.db import Database
-from trends_gql.ingest import ImportReport, import_trends
-from trends_gql.settings import Settings, get_settings
+from trends_gql.core.db import Database
+from trends_gql.core.settings import Settings, get_settings
+from trends_gql.imports.csvio import HEADERS
+from trends_gql.imports.ingest import ImportReport, import_trends
+from trends_gql.web.app import create_app
 
 DATA = Path(__file__).parent / "data"
 SAMPLE = DATA / "trends_sample.csv"

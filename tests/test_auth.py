@@ -18,11 +18,11 @@ from conftest import (
 )
 from pydantic import ValidationError
 
-from trends_gql import users
-from trends_gql.auth import SESSION_COOKIE
-from trends_gql.db import Database
-from trends_gql.pagination import decode_id
-from trends_gql.settings import Settings
+from trends_gql.accounts import users
+from trends_gql.accounts.auth import SESSION_COOKIE
+from trends_gql.core.db import Database
+from trends_gql.core.pagination import decode_id
+from trends_gql.core.settings import Settings
 
 ME = "{ me { email isStaff } }"
 

@@ -10,12 +10,14 @@ import pytest
 import sqlalchemy as sa
 from conftest import SAMPLE, load, other_database, trend_row, work
 
-from trends_gql import backups, curation, queue
-from trends_gql.backups import BackupError, create_backup, list_backups, prune_backups
 from trends_gql.cli import main
-from trends_gql.db import Database
-from trends_gql.models import TREND_TABLE
-from trends_gql.settings import Settings, get_settings
+from trends_gql.core import queue
+from trends_gql.core.db import Database
+from trends_gql.core.models import TREND_TABLE
+from trends_gql.core.settings import Settings, get_settings
+from trends_gql.exports import backups
+from trends_gql.exports.backups import BackupError, create_backup, list_backups, prune_backups
+from trends_gql.trends import curation
 
 ACTOR = "staff@example.org"
 

@@ -27,13 +27,15 @@ from conftest import (
 )
 from private_redis import private_redis
 
-from trends_gql import cache, intake, queries
-from trends_gql.app import create_app
-from trends_gql.cache import normalize
-from trends_gql.db import Database
-from trends_gql.models import Steepl
+from trends_gql.cache import store as cache
+from trends_gql.cache.store import normalize
+from trends_gql.core.db import Database
+from trends_gql.core.models import Steepl
+from trends_gql.core.settings import Settings
+from trends_gql.imports import intake
 from trends_gql.schema.caching import CACHE_HEADER, cacheable
-from trends_gql.settings import Settings
+from trends_gql.trends import queries
+from trends_gql.web.app import create_app
 
 TOTAL = "{ trends { totalCount } }"
 CREATE = """mutation { createTrend(input: {megatrend: "AI", macrotrend: "Cached AI",

@@ -10,11 +10,11 @@ import sqlalchemy as sa
 from conftest import PASSWORD, SAMPLE, csv_text, trend_row
 from sqlalchemy.orm import Session
 
-from trends_gql import sessions, users
+from trends_gql.accounts import sessions, users
 from trends_gql.cli import main
-from trends_gql.db import Database, utcnow
-from trends_gql.models import TREND_TABLE
-from trends_gql.settings import get_settings
+from trends_gql.core.db import Database, utcnow
+from trends_gql.core.models import TREND_TABLE
+from trends_gql.core.settings import get_settings
 
 
 def _count(db: Database) -> int:

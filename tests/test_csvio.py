@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 from conftest import SAMPLE, csv_text, generate_csv, load, trend_row
 
-from trends_gql.csvio import HEADERS, CsvFormatError, escape_cell, unescape_cell
-from trends_gql.db import Database
-from trends_gql.models import TREND_TABLE
-from trends_gql.validation import FIELDS
+from trends_gql.core.db import Database
+from trends_gql.core.models import TREND_TABLE
+from trends_gql.core.validation import FIELDS
+from trends_gql.imports.csvio import HEADERS, CsvFormatError, escape_cell, unescape_cell
 
 HEADER_LINE = ";".join(HEADERS.values())
 

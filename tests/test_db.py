@@ -14,10 +14,10 @@ from conftest import code, generate_csv, load, post, serve, with_settings
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from trends_gql.app import create_app
 from trends_gql.cli import main
-from trends_gql.db import Database, UTCDateTime
-from trends_gql.settings import Settings, get_settings
+from trends_gql.core.db import Database, UTCDateTime
+from trends_gql.core.settings import Settings, get_settings
+from trends_gql.web.app import create_app
 
 _table = sa.Table("moments", sa.MetaData(), sa.Column("at", UTCDateTime))
 

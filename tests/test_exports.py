@@ -22,13 +22,13 @@ from conftest import (
 )
 
 from jobs.exports import export_job
-from trends_gql import exports
-from trends_gql.db import Database
-from trends_gql.ingest import export_trends
-from trends_gql.models import ExportFormat, ExportRun, RunStatus, Steepl
-from trends_gql.pagination import encode_id
-from trends_gql.queries import TrendFilter, count_trends
-from trends_gql.settings import Settings
+from trends_gql.core.db import Database
+from trends_gql.core.models import ExportFormat, ExportRun, RunStatus, Steepl
+from trends_gql.core.pagination import encode_id
+from trends_gql.core.settings import Settings
+from trends_gql.exports import runs as exports
+from trends_gql.imports.ingest import export_trends
+from trends_gql.trends.queries import TrendFilter, count_trends
 
 STAFF_EMAIL = "staff@example.org"
 RUN_FIELDS = """id format status rowCount message triggeredBy createdAt startedAt finishedAt

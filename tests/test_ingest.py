@@ -14,11 +14,11 @@ import pytest
 import sqlalchemy as sa
 from conftest import SAMPLE, csv_text, generate_csv, load, trend_row
 
-from trends_gql.csvio import CsvFormatError, escape_cell
-from trends_gql.db import Database
-from trends_gql.ingest import ImportReport, export_trends
-from trends_gql.models import TREND_TABLE
-from trends_gql.validation import FIELDS, fingerprint, validate_trend
+from trends_gql.core.db import Database
+from trends_gql.core.models import TREND_TABLE
+from trends_gql.core.validation import FIELDS, fingerprint, validate_trend
+from trends_gql.imports.csvio import CsvFormatError, escape_cell
+from trends_gql.imports.ingest import ImportReport, export_trends
 
 LARGE_ROWS = 20_000
 HEADER_LINE = SAMPLE.read_text(encoding="utf-8").splitlines()[0]

@@ -30,9 +30,9 @@ from conftest import (
     work,
 )
 
-from trends_gql import intake
-from trends_gql.db import Database
-from trends_gql.settings import Settings
+from trends_gql.core.db import Database
+from trends_gql.core.settings import Settings
+from trends_gql.imports import intake
 
 RUN_FIELDS = """id fileName source dryRun status rowsTotal rowsProcessed rowsCreated rowsSkipped
   rowsInvalid errors { line column message } message triggeredBy createdAt startedAt finishedAt"""

@@ -11,8 +11,8 @@ import pytest
 from conftest import PASSWORD, code, login, make_user, web_client, with_settings
 from private_redis import PrivateRedis, private_redis
 
-from trends_gql.db import Database
-from trends_gql.settings import Settings
+from trends_gql.core.db import Database
+from trends_gql.core.settings import Settings
 
 WRONG = "not the password"
 OK = "OK"

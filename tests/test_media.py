@@ -21,10 +21,10 @@ from conftest import (
 )
 from test_intake import SCAN, drop, files, run_of, total, upload
 
-from trends_gql import intake
-from trends_gql.db import Database
-from trends_gql.media import MediaFolderError
-from trends_gql.settings import Settings
+from trends_gql.core.db import Database
+from trends_gql.core.settings import Settings
+from trends_gql.imports import intake
+from trends_gql.imports.media import MediaFolderError
 
 SERVER_NAME = re.compile(r"\d{8}T\d{6}-[0-9a-f]{12}\.csv")
 SECRET = "SECRET-HEADER-CELL"

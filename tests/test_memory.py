@@ -2,7 +2,7 @@
 
 from conftest import FakeClock
 
-from trends_gql.memory import MemoryCache
+from trends_gql.cache.memory import MemoryCache
 
 
 def test_entries_expire_at_their_ttl() -> None:

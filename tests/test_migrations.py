@@ -19,8 +19,8 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 from trends_gql.cli import alembic_config, migrate
-from trends_gql.db import create_db_engine, created_on
-from trends_gql.settings import Settings
+from trends_gql.core.db import create_db_engine, created_on
+from trends_gql.core.settings import Settings
 
 
 @pytest.fixture

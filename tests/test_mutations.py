@@ -7,11 +7,11 @@ import httpx
 import pytest
 from conftest import code, login, make_user, post, web_client, with_settings
 
-from trends_gql.db import Database
-from trends_gql.pagination import encode_id
+from trends_gql.core.db import Database
+from trends_gql.core.pagination import encode_id
+from trends_gql.core.settings import Settings
 from trends_gql.schema import schema
 from trends_gql.schema.mutation import STAFF
-from trends_gql.settings import Settings
 
 # Not staff-only: endOtherSessions needs a signed-in user of any role (test_sessions.py).
 PUBLIC_MUTATIONS = {"login", "logout", "endOtherSessions"}
@@ -178,10 +178,10 @@ def test_malformed_ids_are_bad_user_input(staff: httpx.Client, document: str) ->
 def test_staff_writes_are_logged_with_the_email(
     staff: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level("INFO", logger="trends_gql.curation")
+    caplog.set_level("INFO", logger="trends_gql.trends.curation")
     created = create(staff)["data"]["createTrend"]
     post(staff, UPDATE, id=created["id"], input={"steepl": "P"})
     post(staff, DELETE, id=created["id"])
-    messages = [r.getMessage() for r in caplog.records if r.name == "trends_gql.curation"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "trends_gql.trends.curation"]
     assert len(messages) == 3
     assert all("staff@example.org" in m for m in messages)

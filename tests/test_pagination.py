@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 from conftest import csv_text, load, trend_row
 
-from trends_gql.db import Database
-from trends_gql.errors import BadUserInput
-from trends_gql.models import TREND_TABLE
-from trends_gql.pagination import Keyset, decode_id, encode_id
+from trends_gql.core.db import Database
+from trends_gql.core.errors import BadUserInput
+from trends_gql.core.models import TREND_TABLE
+from trends_gql.core.pagination import Keyset, decode_id, encode_id
 
 T = TREND_TABLE.c
 # An ordering over every kind of column a cursor carries: text, nullable integer, timestamp.

@@ -13,8 +13,8 @@ import pytest
 import redis
 from conftest import TRENDS, settings_env
 
+from trends_gql.core.settings import Settings
 from trends_gql.processes import answers, private_redis
-from trends_gql.settings import Settings
 
 
 def test_a_private_redis_answers_on_its_socket_and_stops_with_its_block(tmp_path: Path) -> None:

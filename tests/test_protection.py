@@ -19,10 +19,10 @@ from conftest import (
     with_settings,
 )
 
-from trends_gql import sessions, users
-from trends_gql.auth import SESSION_COOKIE, clock_time
-from trends_gql.db import Database
-from trends_gql.settings import Settings
+from trends_gql.accounts import sessions, users
+from trends_gql.accounts.auth import SESSION_COOKIE, clock_time
+from trends_gql.core.db import Database
+from trends_gql.core.settings import Settings
 
 TYPENAME = {"query": "{ __typename }"}
 OK = {"data": {"__typename": "Query"}}

@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from conftest import SAMPLE, GraphQL, csv_text, load, trend_row
 from sqlalchemy.orm import Session
 
-from trends_gql import queries
-from trends_gql.db import Database
-from trends_gql.pagination import decode_id, encode_id
-from trends_gql.settings import Settings
+from trends_gql.core.db import Database
+from trends_gql.core.pagination import decode_id, encode_id
+from trends_gql.core.settings import Settings
+from trends_gql.trends import queries
 
 Node = dict[str, Any]
 

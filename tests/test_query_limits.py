@@ -16,10 +16,10 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
-from trends_gql.protection import JSONRefusals, protection_middleware
-from trends_gql.ratelimit import RateLimiter
+from trends_gql.core.ratelimit import RateLimiter
+from trends_gql.core.settings import Settings
 from trends_gql.schema import limits
-from trends_gql.settings import Settings
+from trends_gql.web.protection import JSONRefusals, protection_middleware
 
 TYPENAME = {"query": "{ __typename }"}
 OK = {"data": {"__typename": "Query"}}

@@ -12,7 +12,7 @@ from conftest import TEST_REDIS_URL, FakeClock
 from private_redis import PrivateRedis, private_redis
 from redis.asyncio.connection import parse_url
 
-from trends_gql.ratelimit import (
+from trends_gql.core.ratelimit import (
     CHECK_SECONDS,
     IN_FLIGHT_RETRY,
     Attempt,
@@ -106,7 +106,7 @@ async def test_without_redis_the_process_still_limits_and_warns_once(
 ) -> None:
     limiter = RateLimiter(NOWHERE, clock=clock)
     try:
-        with caplog.at_level(logging.WARNING, logger="trends_gql.ratelimit"):
+        with caplog.at_level(logging.WARNING, logger="trends_gql.core.ratelimit"):
             decisions = [await limiter.hit("k", 2, 60) for _ in range(3)]
             clock.advance(10)  # beyond retry_redis_after: Redis is tried again, and fails again
             late = await limiter.hit("k", 2, 60)
@@ -169,7 +169,7 @@ async def test_after_an_outage_redis_is_tried_again_only_after_the_pause(
         f"redis://127.0.0.1:{proxy.port}/{db}", namespace=rate_namespace, clock=clock
     )
     try:
-        with caplog.at_level(logging.INFO, logger="trends_gql.ratelimit"):
+        with caplog.at_level(logging.INFO, logger="trends_gql.core.ratelimit"):
             assert not (await limiter.hit("k", 10, 60)).degraded
             await proxy.stop()
             assert (await limiter.hit("k", 10, 60)).degraded
@@ -289,7 +289,7 @@ async def test_without_redis_every_attempt_is_refused(
 ) -> None:
     limiter = RateLimiter(NOWHERE, clock=clock)
     try:
-        with caplog.at_level(logging.WARNING, logger="trends_gql.ratelimit"):
+        with caplog.at_level(logging.WARNING, logger="trends_gql.core.ratelimit"):
             attempts = [await limiter.reserve({f"e{i}": 5}, 60) for i in range(3)]
     finally:
         await limiter.aclose()

@@ -12,7 +12,7 @@ from private_redis import private_redis
 from rq_scheduler import Scheduler
 
 from jobs.schedule import PREFIX, register
-from trends_gql.settings import Settings
+from trends_gql.core.settings import Settings
 
 
 @pytest.fixture

@@ -15,12 +15,12 @@ from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 from strawberry.printer import print_schema
 
-from trends_gql import cache
-from trends_gql.app import create_app
-from trends_gql.db import Database
-from trends_gql.pagination import encode_id
+from trends_gql.cache import store as cache
+from trends_gql.core.db import Database
+from trends_gql.core.pagination import encode_id
+from trends_gql.core.settings import Settings
 from trends_gql.schema import schema
-from trends_gql.settings import Settings
+from trends_gql.web.app import create_app
 
 SCHEMA_FILE = Path(__file__).parents[1] / "schema.graphql"
 

@@ -20,13 +20,13 @@ from conftest import (
 )
 
 from jobs.sessions import prune_sessions
-from trends_gql import sessions, users
-from trends_gql.auth import SESSION_COOKIE
-from trends_gql.db import Database, utcnow
-from trends_gql.models import User, UserSession
-from trends_gql.pagination import decode_id
+from trends_gql.accounts import sessions, users
+from trends_gql.accounts.auth import SESSION_COOKIE
+from trends_gql.core.db import Database, utcnow
+from trends_gql.core.models import User, UserSession
+from trends_gql.core.pagination import decode_id
+from trends_gql.core.settings import Settings
 from trends_gql.schema.caching import CACHE_HEADER
-from trends_gql.settings import Settings
 
 ME = "{ me { email } }"
 CREATE = """mutation {

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from trends_gql import cli
-from trends_gql.settings import Settings, get_settings
+from trends_gql.core.settings import Settings, get_settings
 
 
 @pytest.fixture(autouse=True)

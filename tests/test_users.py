@@ -13,12 +13,12 @@ import pytest
 import sqlalchemy as sa
 from conftest import PASSWORD, make_user
 
-from trends_gql import sessions, users
+from trends_gql.accounts import sessions, users
 from trends_gql.cli import main
-from trends_gql.db import Database, utcnow
-from trends_gql.errors import BadUserInput, NotFound
-from trends_gql.models import User, UserSession
-from trends_gql.settings import Settings, get_settings
+from trends_gql.core.db import Database, utcnow
+from trends_gql.core.errors import BadUserInput, NotFound
+from trends_gql.core.models import User, UserSession
+from trends_gql.core.settings import Settings, get_settings
 
 TRENDS = str(Path(sys.executable).with_name("trends"))
 

@@ -8,16 +8,16 @@ import pytest
 import sqlalchemy as sa
 from conftest import csv_text, load, trend_row
 
-from trends_gql.csvio import REQUIRED
-from trends_gql.db import Database
-from trends_gql.models import (
+from trends_gql.core.db import Database
+from trends_gql.core.models import (
     COUNT_MAX,
     TREND_TABLE,
     ImpactStrength,
     Steepl,
     TechnologyReadinessLevel,
 )
-from trends_gql.validation import FIELDS, InvalidTrend, fingerprint, validate_trend
+from trends_gql.core.validation import FIELDS, InvalidTrend, fingerprint, validate_trend
+from trends_gql.imports.csvio import REQUIRED
 
 
 def _stored(db: Database) -> list[dict[str, Any]]:

@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from trends_gql import backups, cache, intake, sessions, users
-from trends_gql.db import Database, utcnow
-from trends_gql.errors import BadUserInput, NotFound, TrendsError
-from trends_gql.ingest import ImportReport, export_trends
-from trends_gql.settings import Settings, get_settings
+from trends_gql.accounts import sessions, users
+from trends_gql.cache import store as cache
+from trends_gql.core.db import Database, utcnow
+from trends_gql.core.errors import BadUserInput, NotFound, TrendsError
+from trends_gql.core.settings import Settings, get_settings
+from trends_gql.exports import backups
+from trends_gql.imports import intake
+from trends_gql.imports.ingest import ImportReport, export_trends
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -93,7 +96,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from trends_gql.queue import run_worker, wait_for_redis
+    from trends_gql.core.queue import run_worker, wait_for_redis
 
     wait_for_redis(settings)
     db = Database(settings.database_url)
@@ -109,7 +112,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
     from jobs.schedule import run_scheduler
-    from trends_gql.queue import wait_for_redis
+    from trends_gql.core.queue import wait_for_redis
 
     wait_for_redis(settings)
     run_scheduler(settings, burst=args.burst)
@@ -261,7 +264,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     uvicorn.run(
-        "trends_gql.app:create_app",
+        "trends_gql.web.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import redis
 
-from trends_gql.settings import VAR_DIR, Settings
+from trends_gql.core.settings import VAR_DIR, Settings
 
 log = logging.getLogger(__name__)
 

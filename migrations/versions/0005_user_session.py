@@ -8,7 +8,7 @@ Create Date: 2026-11-28
 import sqlalchemy as sa
 from alembic import op
 
-from trends_gql.db import UTCDateTime
+from trends_gql.core.db import UTCDateTime
 
 revision = "0005"
 down_revision = "0004"

@@ -7,6 +7,7 @@ from graphql import GraphQLError
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from trends_gql.core.settings import Settings
 from trends_gql.schema import execution
 from trends_gql.schema.context import Context
 from trends_gql.schema.errors import ErrorCodes, is_unexpected
@@ -15,7 +16,6 @@ from trends_gql.schema.imports import ImportMutation, ImportQuery
 from trends_gql.schema.limits import limit_extensions, schema_config
 from trends_gql.schema.mutation import Mutation
 from trends_gql.schema.query import Query
-from trends_gql.settings import Settings
 
 log = logging.getLogger("trends_gql.errors")
 

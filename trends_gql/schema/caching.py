@@ -10,10 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.types.unset import UNSET
 
-from trends_gql.auth import current_user
-from trends_gql.cache import ResponseCache
-from trends_gql.db import Database
-from trends_gql.settings import Settings
+from trends_gql.accounts.auth import current_user
+from trends_gql.cache.store import ResponseCache
+from trends_gql.core.db import Database
+from trends_gql.core.settings import Settings
 
 CACHE_HEADER = "X-Trends-Cache"  # hit, miss, or bypass (the cache is off or unreachable)
 

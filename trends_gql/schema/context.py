@@ -7,13 +7,13 @@ from typing import Any, TypeVar, cast
 from starlette.requests import Request
 from strawberry.dataloader import DataLoader
 
-from trends_gql import queries
-from trends_gql.auth import current_user
-from trends_gql.cache import ResponseCache
-from trends_gql.db import Database
-from trends_gql.errors import Unauthenticated
-from trends_gql.models import User
-from trends_gql.settings import Settings
+from trends_gql.accounts.auth import current_user
+from trends_gql.cache.store import ResponseCache
+from trends_gql.core.db import Database
+from trends_gql.core.errors import Unauthenticated
+from trends_gql.core.models import User
+from trends_gql.core.settings import Settings
+from trends_gql.trends import queries
 
 T = TypeVar("T")
 

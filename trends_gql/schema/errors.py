@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from trends_gql.errors import TrendsError
+from trends_gql.core.errors import TrendsError
 
 log = logging.getLogger("trends_gql.errors")
 

@@ -7,8 +7,9 @@ import anyio.to_thread
 import strawberry
 from strawberry.types import Info
 
-from trends_gql import exports, models
-from trends_gql.pagination import check_first, decode_id, encode_id
+from trends_gql.core import models
+from trends_gql.core.pagination import check_first, decode_id, encode_id
+from trends_gql.exports import runs as exports
 from trends_gql.schema.context import Context
 from trends_gql.schema.mutation import STAFF
 from trends_gql.schema.types import Connection, TrendFilter

@@ -9,8 +9,9 @@ import strawberry
 from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
-from trends_gql import intake, models, runs
-from trends_gql.pagination import check_first, decode_id, encode_id
+from trends_gql.core import models
+from trends_gql.core.pagination import check_first, decode_id, encode_id
+from trends_gql.imports import intake, runs
 from trends_gql.schema.context import Context
 from trends_gql.schema.mutation import STAFF
 from trends_gql.schema.types import Connection

@@ -23,9 +23,9 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
-from trends_gql.errors import too_many_entries
+from trends_gql.core.errors import too_many_entries
+from trends_gql.core.settings import Settings
 from trends_gql.schema.complexity import Figures, measure
-from trends_gql.settings import Settings
 
 # Documents parsed and validated once per process (per distinct text and rule set).
 DOCUMENT_CACHE_SIZE = 512

@@ -7,12 +7,14 @@ import anyio.to_thread
 import strawberry
 from strawberry.types import Info
 
-from trends_gql import auth, cache, curation, queries, sessions
-from trends_gql.errors import BadUserInput
-from trends_gql.pagination import decode_id, encode_id
+from trends_gql.accounts import auth, sessions
+from trends_gql.accounts.sessions import request_session
+from trends_gql.cache import store as cache
+from trends_gql.core.errors import BadUserInput
+from trends_gql.core.pagination import decode_id, encode_id
 from trends_gql.schema.context import Context
 from trends_gql.schema.types import TREND_COLUMNS, Trend, TrendInput, TrendPatch, User
-from trends_gql.sessions import request_session
+from trends_gql.trends import curation, queries
 
 ALL_COLUMNS = set(TREND_COLUMNS.values())
 # Non-null in Trend, so a patch may change them but not clear them.

@@ -1,4 +1,4 @@
-"""The root Query: thin resolvers over trends_gql.queries, cached by name and arguments."""
+"""The root Query: thin resolvers over trends_gql.trends.queries, cached by name and arguments."""
 
 from collections.abc import Iterable, Iterator
 from typing import Annotated, cast
@@ -7,9 +7,10 @@ import strawberry
 from strawberry.types import Info
 from strawberry.types.nodes import SelectedField, Selection
 
-from trends_gql import queries, sessions
-from trends_gql.auth import clock_time
-from trends_gql.pagination import decode_id
+from trends_gql.accounts import sessions
+from trends_gql.accounts.auth import clock_time
+from trends_gql.accounts.sessions import request_session
+from trends_gql.core.pagination import decode_id
 from trends_gql.schema.complexity import COST, MAX_ITEMS
 from trends_gql.schema.context import Context
 from trends_gql.schema.types import (
@@ -24,7 +25,7 @@ from trends_gql.schema.types import (
     TrendOrder,
     User,
 )
-from trends_gql.sessions import request_session
+from trends_gql.trends import queries
 
 # One SQL aggregate, whatever is selected in it: a fixed cost in the document limits.
 AGGREGATE = {COST: 100}

@@ -6,8 +6,10 @@ from typing import Any, Generic, TypeVar
 import strawberry
 from strawberry.utils.str_converters import to_camel_case
 
-from trends_gql import models, queries, sessions
-from trends_gql.pagination import RecordPage, encode_id
+from trends_gql.accounts import sessions
+from trends_gql.core import models
+from trends_gql.core.pagination import RecordPage, encode_id
+from trends_gql.trends import queries
 
 TechnologyReadinessLevel = strawberry.enum(models.TechnologyReadinessLevel)
 ImpactStrength = strawberry.enum(models.ImpactStrength)

@@ -7,11 +7,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from trends_gql import queue
-from trends_gql.db import Database, utcnow
-from trends_gql.errors import NotFound
-from trends_gql.ingest import export_trends
-from trends_gql.models import (
+from trends_gql.core import queue
+from trends_gql.core.db import Database, utcnow
+from trends_gql.core.errors import NotFound
+from trends_gql.core.models import (
     ExportFormat,
     ExportRun,
     ImpactStrength,
@@ -19,9 +18,10 @@ from trends_gql.models import (
     Steepl,
     TechnologyReadinessLevel,
 )
-from trends_gql.pagination import RecordPage, newest_first
-from trends_gql.queries import TrendFilter, filter_clauses
-from trends_gql.settings import Settings
+from trends_gql.core.pagination import RecordPage, newest_first
+from trends_gql.core.settings import Settings
+from trends_gql.imports.ingest import export_trends
+from trends_gql.trends.queries import TrendFilter, filter_clauses
 
 log = logging.getLogger(__name__)
 R = ExportRun.__table__.c  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from trends_gql.db import UTCDateTime
+from trends_gql.core.db import UTCDateTime
 
 
 class TechnologyReadinessLevel(enum.StrEnum):

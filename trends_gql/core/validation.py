@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, TypeVar
 
-from trends_gql.models import (
+from trends_gql.core.models import (
     COUNT_MAX,
     MACROTREND_MAX,
     MEGATREND_MAX,

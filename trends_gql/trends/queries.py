@@ -8,8 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from trends_gql.errors import BadUserInput, too_many_entries
-from trends_gql.models import (
+from trends_gql.core.errors import BadUserInput, too_many_entries
+from trends_gql.core.models import (
     SEARCH_COLUMNS,
     TREND_TABLE,
     TRL_SCORES,
@@ -17,7 +17,7 @@ from trends_gql.models import (
     Steepl,
     TechnologyReadinessLevel,
 )
-from trends_gql.pagination import Keyset, check_first
+from trends_gql.core.pagination import Keyset, check_first
 
 T = TREND_TABLE.c
 # Each is matched on its own, as the trigram index ix_trend_search holds it: a term never

@@ -28,8 +28,8 @@ from aiocache import RedisCache
 from aiocache.serializers import BaseSerializer
 from sqlalchemy.engine import make_url
 
-from trends_gql.memory import MemoryCache
-from trends_gql.settings import Settings
+from trends_gql.cache.memory import MemoryCache
+from trends_gql.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _random_start() -> str:
 def code_version() -> str:
     """A digest of this package's source and of the libraries its cache entries depend on."""
     digest = hashlib.sha256()
-    package = Path(__file__).parent
+    package = Path(__file__).resolve().parents[1]  # trends_gql, from trends_gql/cache
     for path in sorted(package.rglob("*.py")):
         digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
     for name in _SHAPING_DISTRIBUTIONS:

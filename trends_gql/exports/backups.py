@@ -19,10 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from trends_gql.db import utcnow
-from trends_gql.models import TREND_TABLE
-from trends_gql.settings import Settings
-from trends_gql.validation import FIELDS, InvalidTrend, fingerprint, validate_trend
+from trends_gql.core.db import utcnow
+from trends_gql.core.models import TREND_TABLE
+from trends_gql.core.settings import Settings
+from trends_gql.core.validation import FIELDS, InvalidTrend, fingerprint, validate_trend
 
 log = logging.getLogger(__name__)
 T = TREND_TABLE.c

@@ -8,11 +8,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from trends_gql.db import utcnow
-from trends_gql.errors import BadUserInput, NotFound
-from trends_gql.models import TREND_TABLE
-from trends_gql.pagination import encode_id
-from trends_gql.validation import FIELDS, InvalidTrend, fingerprint, validate_trend
+from trends_gql.core.db import utcnow
+from trends_gql.core.errors import BadUserInput, NotFound
+from trends_gql.core.models import TREND_TABLE
+from trends_gql.core.pagination import encode_id
+from trends_gql.core.validation import FIELDS, InvalidTrend, fingerprint, validate_trend
 
 log = logging.getLogger(__name__)
 T = TREND_TABLE.c

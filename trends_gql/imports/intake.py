@@ -12,11 +12,13 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.worker import Worker
 
-from trends_gql import exports, media, queue, runs
-from trends_gql.db import Database
-from trends_gql.ingest import ImportReport
-from trends_gql.models import ImportRun, RunSource, RunStatus
-from trends_gql.settings import Settings
+from trends_gql.core import queue
+from trends_gql.core.db import Database
+from trends_gql.core.models import ImportRun, RunSource, RunStatus
+from trends_gql.core.settings import Settings
+from trends_gql.exports import runs as exports
+from trends_gql.imports import media, runs
+from trends_gql.imports.ingest import ImportReport
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from trends_gql.errors import QueryTimeout
+from trends_gql.core.errors import QueryTimeout
 
 log = logging.getLogger(__name__)
 

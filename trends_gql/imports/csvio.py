@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from trends_gql.validation import FIELDS, FieldError, clean_trend
+from trends_gql.core.validation import FIELDS, FieldError, clean_trend
 
 HEADERS: dict[str, str] = {
     "megatrend": "Megatrend",

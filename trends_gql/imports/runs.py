@@ -9,14 +9,15 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from trends_gql import cache, media
-from trends_gql.csvio import CsvFormatError
-from trends_gql.db import Database, utcnow
-from trends_gql.errors import NotFound
-from trends_gql.ingest import ImportReport, import_trends
-from trends_gql.models import ImportRun, RunSource, RunStatus
-from trends_gql.pagination import RecordPage, newest_first
-from trends_gql.settings import Settings
+from trends_gql.cache import store as cache
+from trends_gql.core.db import Database, utcnow
+from trends_gql.core.errors import NotFound
+from trends_gql.core.models import ImportRun, RunSource, RunStatus
+from trends_gql.core.pagination import RecordPage, newest_first
+from trends_gql.core.settings import Settings
+from trends_gql.imports import media
+from trends_gql.imports.csvio import CsvFormatError
+from trends_gql.imports.ingest import ImportReport, import_trends
 
 log = logging.getLogger(__name__)
 R = ImportRun.__table__.c  # type: ignore[attr-defined]

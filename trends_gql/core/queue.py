@@ -11,9 +11,9 @@ from rq import Queue, Worker
 from rq.job import Job
 from sqlalchemy.orm import Session
 
-from trends_gql.db import Database
-from trends_gql.errors import ServiceUnavailable
-from trends_gql.settings import Settings
+from trends_gql.core.db import Database
+from trends_gql.core.errors import ServiceUnavailable
+from trends_gql.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

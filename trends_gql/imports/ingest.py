@@ -16,11 +16,11 @@ import sqlalchemy as sa
 from psycopg import pq
 from sqlalchemy.orm import Session
 
-from trends_gql.csvio import RowError, TrendCsvReader, write_csv
-from trends_gql.db import utcnow
-from trends_gql.models import TREND_TABLE
-from trends_gql.queries import TrendFilter, filter_clauses
-from trends_gql.validation import FIELDS, field_values, fingerprint_of
+from trends_gql.core.db import utcnow
+from trends_gql.core.models import TREND_TABLE
+from trends_gql.core.validation import FIELDS, field_values, fingerprint_of
+from trends_gql.imports.csvio import RowError, TrendCsvReader, write_csv
+from trends_gql.trends.queries import TrendFilter, filter_clauses
 
 log = logging.getLogger(__name__)
 

@@ -14,20 +14,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
-from trends_gql import sessions
-from trends_gql.db import Database
-from trends_gql.errors import (
+from trends_gql.accounts import sessions
+from trends_gql.accounts.sessions import RequestSession, request_session
+from trends_gql.accounts.users import authenticate, normalise_email
+from trends_gql.core.db import Database
+from trends_gql.core.errors import (
     BadUserInput,
     Forbidden,
     ServiceUnavailable,
     TooManyRequests,
     Unauthenticated,
+    error_response,
 )
-from trends_gql.models import User
-from trends_gql.protection import RATE_EXEMPT_PATHS, error_response
-from trends_gql.sessions import RequestSession, request_session
-from trends_gql.settings import Settings
-from trends_gql.users import authenticate, normalise_email
+from trends_gql.core.models import User
+from trends_gql.core.settings import Settings
 
 if TYPE_CHECKING:
     from trends_gql.schema.context import Context
@@ -137,12 +137,18 @@ class SessionCookies:
     """
 
     def __init__(
-        self, app: ASGIApp, db: Database, settings: Settings, clock: Callable[[], float]
+        self,
+        app: ASGIApp,
+        db: Database,
+        settings: Settings,
+        clock: Callable[[], float],
+        skip_paths: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.db = db
         self.settings = settings
         self.clock = clock
+        self.skip_paths = skip_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -151,7 +157,7 @@ class SessionCookies:
         state = scope[sessions.SCOPE_KEY] = RequestSession()
         token = cookie_parser(Headers(scope=scope).get("cookie", "")).get(SESSION_COOKIE)
         # Health checks answer whatever the session, and must not wait for the database.
-        if token is not None and scope["path"] not in RATE_EXEMPT_PATHS:
+        if token is not None and scope["path"] not in self.skip_paths:
             try:
                 await self._resolve(state, token)
             except sa.exc.SQLAlchemyError as exc:

@@ -11,7 +11,7 @@ from typing import Any, TypeGuard
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from trends_gql.models import SESSION_ADDRESS_MAX, SESSION_AGENT_MAX, User, UserSession
+from trends_gql.core.models import SESSION_ADDRESS_MAX, SESSION_AGENT_MAX, User, UserSession
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
-from trends_gql.errors import BadUserInput
+from trends_gql.core.errors import BadUserInput
 
 M = TypeVar("M")
 

@@ -1,7 +1,11 @@
 """Errors a client may see, each with the code it carries in `extensions.code`."""
 
 import math
+from collections.abc import Mapping
 from typing import Any
+
+import orjson
+from starlette.responses import Response
 
 
 class TrendsError(Exception):
@@ -52,3 +56,11 @@ class QueryTimeout(TrendsError):
     """The database stopped a statement at the web's time limit (DB_STATEMENT_TIMEOUT_MS)."""
 
     code = "QUERY_TIMEOUT"
+
+
+def error_response(
+    status: int, message: str, code: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    """An HTTP answer in the shape of GraphQL errors: {"errors": [{"message", "extensions"}]}."""
+    body = orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
+    return Response(body, status_code=status, headers=headers, media_type="application/json")

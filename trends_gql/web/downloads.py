@@ -5,12 +5,11 @@ import logging
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
-from trends_gql import exports
-from trends_gql.auth import current_user
-from trends_gql.db import Database
-from trends_gql.errors import BadUserInput
-from trends_gql.pagination import decode_id
-from trends_gql.protection import error_response
+from trends_gql.accounts.auth import current_user
+from trends_gql.core.db import Database
+from trends_gql.core.errors import BadUserInput, error_response
+from trends_gql.core.pagination import decode_id
+from trends_gql.exports import runs as exports
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
-from trends_gql import sessions
-from trends_gql.db import utcnow
-from trends_gql.errors import BadUserInput, NotFound
-from trends_gql.models import User
+from trends_gql.accounts import sessions
+from trends_gql.core.db import utcnow
+from trends_gql.core.errors import BadUserInput, NotFound
+from trends_gql.core.models import User
 
 log = logging.getLogger(__name__)
 

@@ -18,15 +18,15 @@ from starlette.routing import Route
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from trends_gql.auth import SessionCookies
-from trends_gql.cache import ResponseCache
-from trends_gql.db import Database
-from trends_gql.downloads import download_export
-from trends_gql.protection import JSONRefusals, protection_middleware
-from trends_gql.ratelimit import RateLimiter
+from trends_gql.accounts.auth import SessionCookies
+from trends_gql.cache.store import ResponseCache
+from trends_gql.core.db import Database
+from trends_gql.core.ratelimit import RateLimiter
+from trends_gql.core.settings import Settings, get_settings
 from trends_gql.schema import Context, build_schema
 from trends_gql.schema.caching import CachedResponses
-from trends_gql.settings import Settings, get_settings
+from trends_gql.web.downloads import download_export
+from trends_gql.web.protection import RATE_EXEMPT_PATHS, JSONRefusals, protection_middleware
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,13 @@ def create_app(
                 max_age=600,
             ),
             # Inside CORS, so that its 503 (database down) is readable by allowed origins.
-            Middleware(SessionCookies, db=db, settings=settings, clock=clock),
+            Middleware(
+                SessionCookies,
+                db=db,
+                settings=settings,
+                clock=clock,
+                skip_paths=RATE_EXEMPT_PATHS,
+            ),
             *protection_middleware(settings, limiter),
         ],
         lifespan=lifespan,

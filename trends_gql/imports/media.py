@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trends_gql.csvio import CsvFormatError, kind_of, open_regular
-from trends_gql.db import utcnow
-from trends_gql.errors import BadUserInput
+from trends_gql.core.db import utcnow
+from trends_gql.core.errors import BadUserInput
+from trends_gql.imports.csvio import CsvFormatError, kind_of, open_regular
 
 INCOMING, PROCESSING, PROCESSED, FAILED = "incoming", "processing", "processed", "failed"
 _CHUNK = 1 << 20

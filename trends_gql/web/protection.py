@@ -2,9 +2,8 @@
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 
-import orjson
 from cross_web import HTTPException
 from starlette.datastructures import Headers, QueryParams
 from starlette.middleware import Middleware
@@ -14,9 +13,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.schema.base import BaseSchema
 from strawberry.schema.exceptions import InvalidOperationTypeError
 
-from trends_gql.ratelimit import RateLimiter
-from trends_gql.sessions import request_session
-from trends_gql.settings import Settings
+from trends_gql.accounts.sessions import request_session
+from trends_gql.core.errors import error_response
+from trends_gql.core.ratelimit import RateLimiter
+from trends_gql.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +33,6 @@ CSRF_MESSAGE = (
     "Send it as a POST with content-type application/json, or add a non-empty "
     "GraphQL-Require-Preflight, Apollo-Require-Preflight or X-Requested-With header."
 )
-
-
-def error_response(
-    status: int, message: str, code: str, headers: Mapping[str, str] | None = None
-) -> Response:
-    """A GraphQL-shaped JSON error: {"errors": [{"message", "extensions": {"code"}}]}."""
-    body = orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
-    return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
 def media_type(content_type: str | None) -> str:

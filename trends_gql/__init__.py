@@ -1,0 +1,1 @@
+"""trends-gql: a GraphQL server for AI-trend records."""

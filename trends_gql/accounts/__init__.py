@@ -1,0 +1,1 @@
+"""Identity in one place: users, server-side sessions, login limits, the staff permission."""

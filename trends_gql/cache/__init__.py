@@ -1,0 +1,1 @@
+"""The response and resolver cache in Redis, with an in-process copy."""

@@ -1,0 +1,1 @@
+"""The foundation every other part uses: settings, database, tables, errors, rules."""

@@ -1,0 +1,1 @@
+"""Data out: export runs, and backups with their restore."""

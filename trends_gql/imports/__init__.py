@@ -1,0 +1,1 @@
+"""CSV files in: the format, the import service, the media folder, import runs."""

@@ -1,0 +1,1 @@
+"""Trend records: reads (filters, pages, aggregates) and staff edits."""

@@ -1,0 +1,1 @@
+"""The Starlette application and its HTTP protections."""
