@@ -10,7 +10,7 @@ import anyio
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import code, generate_csv, load, post, serve, with_settings
+from conftest import code, generate_csv, load, post, serve, web_client, with_settings
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -204,3 +204,22 @@ def test_the_cli_imports_past_the_web_time_limit(
     finally:
         get_settings.cache_clear()
     assert "5000 created" in capsys.readouterr().out
+
+
+def test_a_postgresql_that_cannot_be_reached_answers_service_unavailable(
+    sqlite_settings: Settings,
+) -> None:
+    down = with_settings(sqlite_settings, database_url="postgresql://postgres@127.0.0.1:1/trends")
+    with web_client(down) as client:
+        for query in (
+            "{ trends { totalCount } }",
+            "{ megatrends { name } }",
+            'mutation { login(email: "a@example.org", password: "whatever1") { email } }',
+        ):
+            response = client.post("/graphql", json={"query": query})
+            assert response.status_code == 200
+            body = response.json()
+            assert body["data"] is None
+            assert body["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE", body
+            assert "cannot be reached" in body["errors"][0]["message"]
+        assert client.get("/healthz").status_code == 503

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
+import psycopg
 import psycopg.errors
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from trends_gql.core.errors import QueryTimeout
+from trends_gql.core.errors import QueryTimeout, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +142,17 @@ class Database:
 
     @contextmanager
     def _timeouts(self) -> Iterator[None]:
-        """Turn the server's cancelling of a statement at the time limit into QueryTimeout."""
+        """Turn a statement cancelled at the time limit into QueryTimeout, and a PostgreSQL
+        that cannot be reached (refused, gone, shutting down) into ServiceUnavailable."""
         try:
             yield
         except sa.exc.OperationalError as exc:
             if not (self.statement_timeout_ms and _cancelled(exc)):
+                if self.dialect == "postgresql" and isinstance(exc.orig, psycopg.OperationalError):
+                    log.error("database unavailable: %s", exc.orig)
+                    raise ServiceUnavailable(
+                        "The database cannot be reached; try again in a moment."
+                    ) from exc
                 raise
             # Only the statement ended: the session has rolled back and its connection, back in
             # the pool, serves the next request.
