@@ -6,16 +6,18 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate serve test lint format schema bench bench-attacks clean
+.PHONY: help install run migrate serve test test-lowest lint format schema bench bench-attacks clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: pyproject.toml constraints.txt
+$(BIN)/.installed: pyproject.toml constraints.txt tests/http_audit/package-lock.json
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,run]'
+	command -v npm >/dev/null || (echo "Node.js 18+ (npm) is needed for the GraphQL-over-HTTP audit test" >&2; exit 1)
+	npm ci --prefix tests/http_audit --silent --no-audit --no-fund
 	touch $@
 
 install: $(BIN)/.installed ## create .venv and install the project with its dev tools
@@ -29,12 +31,22 @@ run: migrate ## install, migrate, run web (http://$(HOST):$(PORT)/graphql), work
 serve: migrate ## the web process alone
 	$(BIN)/trends serve --host $(HOST) --port $(PORT)
 
-test: install ## run the tests on SQLite and PostgreSQL (TEST_DATABASE_URL)
-	$(BIN)/pytest
+test: install ## run the tests on SQLite and PostgreSQL (TEST_DATABASE_URL), two at a time
+	$(BIN)/pytest -n 2 --dist loadgroup
 
-lint: install ## ruff check and format check
+LOWEST := .venv-lowest
+test-lowest: install ## the tests again, in .venv-lowest, on the lowest versions pyproject.toml allows
+	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LOWEST)/bin/python .ci/lowest.py pyproject.toml > $(LOWEST)/lowest.txt
+	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/lowest.txt -e '.[dev,run]'
+	$(LOWEST)/bin/python -m pip check
+	$(LOWEST)/bin/pytest
+
+lint: install ## ruff check and format check, mypy (strict) on trends_gql and jobs
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy trends_gql jobs
 
 format: install ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -51,4 +63,4 @@ bench-attacks: install ## time the refusal of each known attack next to a normal
 	$(BIN)/python bench/attacks.py
 
 clean: ## remove .venv and caches (keeps var/ and media/)
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(LOWEST) .pytest_cache .ruff_cache .mypy_cache *.egg-info

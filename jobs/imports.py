@@ -3,27 +3,24 @@
 import logging
 
 from trends_gql.core import queue
-from trends_gql.core.db import Database
+from trends_gql.core.db import open_database
 from trends_gql.core.errors import ServiceUnavailable
 from trends_gql.core.settings import get_settings
 from trends_gql.imports import runs
 
-log = logging.getLogger(__name__)
+from .backups import backup_database
 
-BACKUP_JOB = "jobs.backups.backup_database"
+log = logging.getLogger(__name__)
 
 
 def import_run_job(run_id: int) -> dict[str, object]:
     """Carry out import run `run_id`; back the database up when it created rows."""
     settings = get_settings()
-    db = Database(settings.database_url)
-    try:
+    with open_database(settings) as db:
         run, _ = runs.execute_import_run(db, settings, run_id)
-    finally:
-        db.dispose()
     if run.rows_created and not run.dry_run:
         try:
-            queue.enqueue(settings, BACKUP_JOB)
+            queue.enqueue(settings, backup_database)
         except ServiceUnavailable:
             log.warning("import run %d created rows, but no backup could be queued", run.id)
     return {"run": run.id, "status": run.status.value, "created": run.rows_created}

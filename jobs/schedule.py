@@ -3,6 +3,7 @@
 import logging
 import signal
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +12,10 @@ from rq_scheduler import Scheduler
 
 from trends_gql.core.queue import RESULT_TTL, connect
 from trends_gql.core.settings import Settings
+
+from .backups import backup_database
+from .scan import scan_media
+from .sessions import prune_sessions
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +27,17 @@ REDIS_TIMEOUT = 10.0
 SESSION_PRUNE_INTERVAL = 3600
 
 
-def periodic_jobs(settings: Settings) -> dict[str, tuple[str, int]]:
+def job_name(func: Callable[..., Any]) -> str:
+    """The dotted name RQ stores for `func`, which registrations are compared by."""
+    return f"{func.__module__}.{func.__qualname__}"
+
+
+def periodic_jobs(settings: Settings) -> dict[str, tuple[Callable[..., Any], int]]:
     """Job id -> (function, interval in seconds)."""
     return {
-        f"{PREFIX}scan-media": ("jobs.scan.scan_media", settings.import_interval),
-        f"{PREFIX}backup": ("jobs.backups.backup_database", settings.backup_interval),
-        f"{PREFIX}prune-sessions": ("jobs.sessions.prune_sessions", SESSION_PRUNE_INTERVAL),
+        f"{PREFIX}scan-media": (scan_media, settings.import_interval),
+        f"{PREFIX}backup": (backup_database, settings.backup_interval),
+        f"{PREFIX}prune-sessions": (prune_sessions, SESSION_PRUNE_INTERVAL),
     }
 
 
@@ -36,14 +46,17 @@ def _registered(scheduler: Scheduler) -> dict[str, Any]:
 
 
 def register(scheduler: Scheduler, settings: Settings) -> list[str]:
-    """Schedule each periodic job once: kept when unchanged, replaced when its interval changed."""
+    """Schedule each periodic job once: kept when unchanged, replaced when it changed.
+
+    A change is one of interval, queue or function name (a job renamed or moved by an upgrade).
+    """
     wanted = periodic_jobs(settings)
     existing = _registered(scheduler)
     changed = []
     for job_id, job in list(existing.items()):
         func, interval = wanted.get(job_id, (None, None))
         if (job.func_name, job.meta.get("interval"), job.origin) != (
-            func,
+            func and job_name(func),
             interval,
             settings.queues[0],
         ):
@@ -64,7 +77,7 @@ def register(scheduler: Scheduler, settings: Settings) -> list[str]:
             timeout=settings.job_timeout,
         )
         changed.append(job_id)
-        log.info("scheduled %s every %d s", func, interval)
+        log.info("scheduled %s every %d s", job_name(func), interval)
     return changed
 
 

@@ -3,6 +3,7 @@
 import csv
 import io
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -19,13 +20,12 @@ import pytest
 import redis
 import sqlalchemy as sa
 import uvicorn
-from rq import Queue
+from rq import Queue, SimpleWorker
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 from starlette.applications import Starlette
 
 from trends_gql.accounts import users
-from trends_gql.cache import store as cache
 from trends_gql.cli import migrate
 from trends_gql.core.db import Database
 from trends_gql.core.settings import Settings, get_settings
@@ -36,11 +36,24 @@ from trends_gql.web.app import create_app
 DATA = Path(__file__).parent / "data"
 SAMPLE = DATA / "trends_sample.csv"
 GENERATOR = DATA / "make_trends_csv.py"
+# Under pytest-xdist each worker process (gw0, gw1, ...) has a PostgreSQL database of its own;
+# Redis keys of tests are namespaced per test or per process, so the workers share its database.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 TEST_DATABASE_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/trends_test"
 )
+if WORKER:
+    _url = make_url(TEST_DATABASE_URL)
+    TEST_DATABASE_URL = _url.set(database=f"{_url.database}_{WORKER}").render_as_string(
+        hide_password=False
+    )
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 BACKENDS = ["sqlite", "postgresql"]
+
+# This process is a test environment, as the `trends` processes it starts are (settings_env):
+# among others, passwords are hashed with argon2's cheapest parameters (users.password_hasher).
+os.environ["TRENDS_ENV"] = "test"
+get_settings.cache_clear()
 
 _pg_problem: list[str] = []
 
@@ -75,6 +88,9 @@ def make_settings(database_url: str, tmp: Path) -> Settings:
         backup_dir=tmp / "backups",
         import_batch_size=7,  # small, so that tests cross batch boundaries
         cache_namespace=f"trends-test-{uuid.uuid4().hex[:8]}",  # one per database
+        # Of its own too, so that test processes sharing the Redis database never meet.
+        queues=[f"trends-test-{uuid.uuid4().hex[:8]}"],
+        rate_limit_namespace=new_rate_namespace(),
         # The whole suite calls one app from 127.0.0.1; tests of the limits make apps of their own.
         rate_limit_anon=0,
         rate_limit_user=0,
@@ -105,11 +121,11 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 @pytest.fixture
 def db(backend: Settings) -> Iterator[Database]:
     """The backend's database, every table emptied before the test."""
-    database = Database(backend.database_url)
-    with database.engine.begin() as conn:
+    database = Database.of(backend)  # as the app's: a committed write to trends invalidates
+    with database.session() as session:
         for table in reversed(SQLModel.metadata.sorted_tables):
-            conn.execute(sa.delete(table))
-    cache.invalidate(backend)  # a write like any other: cached answers of the last test go
+            session.execute(sa.delete(table))
+        session.commit()  # a write like any other: cached answers of the last test go
     yield database
     database.dispose()
 
@@ -189,6 +205,12 @@ class FakeClock:
 
 
 @pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio, what uvicorn serves on (older anyio would also try trio)."""
+    return "asyncio"
+
+
+@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
 
@@ -222,7 +244,7 @@ def code(body: dict[str, Any]) -> str:
 
 def make_user(db: Database, email: str, **roles: bool) -> None:
     """Create a user (password PASSWORD) through the users service."""
-    db.call(lambda s: users.create_user(s, email, PASSWORD, **roles))
+    db.call_sync(lambda s: users.create_user(s, email, PASSWORD, **roles))
 
 
 def csv_text(rows: Sequence[Mapping[str, Any]], delimiter: str = ";") -> str:
@@ -345,8 +367,13 @@ def settings_env(settings: Settings) -> dict[str, str]:
         IMPORT_SETTLE_SECONDS=str(settings.import_settle_seconds),
         CACHE_TTL=str(settings.cache_ttl),
         CACHE_NAMESPACE=settings.cache_namespace,
+        CACHE_TIMEOUT=str(settings.cache_timeout),
+        JOB_TIMEOUT=str(settings.job_timeout),
+        DB_STATEMENT_TIMEOUT_MS=str(settings.db_statement_timeout_ms),
+        RATE_LIMIT_TIMEOUT=str(settings.rate_limit_timeout),
         RATE_LIMIT_ANON=str(settings.rate_limit_anon),
         RATE_LIMIT_USER=str(settings.rate_limit_user),
+        RATE_LIMIT_NAMESPACE=settings.rate_limit_namespace,
     )
     return env
 
@@ -384,7 +411,39 @@ def job_env(jobs_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterato
     get_settings.cache_clear()
 
 
-def work(settings: Settings, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+class InProcessWorker(SimpleWorker):
+    """RQ's SimpleWorker, deaf to the commands RQ sends workers over Redis: a burst in a test
+    has no time to take one, and leaving their channel costs a second (RQ waits for its thread)."""
+
+    def subscribe(self) -> None:
+        pass
+
+
+def work(settings: Settings) -> bool:
+    """Carry out the jobs of the test's queue in this process with RQ's SimpleWorker, until the
+    queue is empty; whether any job ran. Jobs read their settings from the environment, so the
+    environment of `trends worker` with these settings is theirs while they run."""
+    connection = redis.Redis.from_url(settings.redis_url)
+    queues = [Queue(name, connection=connection) for name in settings.queues]
+    environment = os.environ.copy()
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    os.environ.clear()
+    os.environ.update(settings_env(settings))
+    get_settings.cache_clear()
+    try:
+        return InProcessWorker(queues, connection=connection).work(burst=True)
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
+        get_settings.cache_clear()
+        for sig, handler in handlers.items():  # the worker's own stop their process on Ctrl-C
+            signal.signal(sig, handler)
+        connection.close()
+
+
+def work_in_a_worker_process(
+    settings: Settings, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run a real RQ worker (`trends worker --burst`) until the test's queue is empty."""
     result = subprocess.run(
         [TRENDS, "worker", "--burst"],

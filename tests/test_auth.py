@@ -224,7 +224,7 @@ def _staff_session(web: httpx.Client, db: Database) -> None:
 
 def test_changing_the_password_ends_the_session(web: httpx.Client, db: Database) -> None:
     _staff_session(web, db)
-    db.call(lambda s: users.set_password(s, "ann@example.org", "another long password"))
+    db.call_sync(lambda s: users.set_password(s, "ann@example.org", "another long password"))
     assert post(web, ME) == {"data": {"me": None}}
     body = post(web, 'mutation { deleteTrend(id: "VHJlbmQ6MQ") }')
     assert code(body) == "UNAUTHENTICATED"
@@ -232,7 +232,7 @@ def test_changing_the_password_ends_the_session(web: httpx.Client, db: Database)
 
 def test_deactivating_the_user_ends_the_session(web: httpx.Client, db: Database) -> None:
     _staff_session(web, db)
-    db.call(lambda s: users.set_active(s, "ann@example.org", False))
+    db.call_sync(lambda s: users.set_active(s, "ann@example.org", False))
     assert post(web, ME) == {"data": {"me": None}}
     assert code(login(web, "ann@example.org")) == "UNAUTHENTICATED"
 

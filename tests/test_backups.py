@@ -17,6 +17,7 @@ from trends_gql.core.models import TREND_TABLE
 from trends_gql.core.settings import Settings, get_settings
 from trends_gql.exports import backups
 from trends_gql.exports.backups import BackupError, create_backup, list_backups, prune_backups
+from trends_gql.jobs.backups import backup_database
 from trends_gql.trends import curation
 
 ACTOR = "staff@example.org"
@@ -44,7 +45,7 @@ def filled(db: Database, tmp_path: Path) -> Database:
         relevant_industries=None,
         real_world_application_and_use_cases=None,
     )
-    db.call(curation.create_trend, raw, ACTOR)
+    db.call_sync(curation.create_trend, raw, ACTOR)
     return db
 
 
@@ -76,7 +77,7 @@ def test_the_job_backs_up_on_a_worker_and_restore_gives_identical_rows(
     original = _rows(filled)
     assert len(original) == 44
     assert any(r["updated_at"] != r["uploaded_at"] for r in original)
-    queue.enqueue(job_env, "jobs.backups.backup_database")
+    queue.enqueue(job_env, backup_database)
     work(job_env)
     (path,) = list_backups(job_env)
     assert backups.NAME.fullmatch(path.name)
@@ -86,7 +87,7 @@ def test_the_job_backs_up_on_a_worker_and_restore_gives_identical_rows(
     assert _rows(empty) == original
 
     # The ids were restored as they were: new ones still come after them.
-    new = empty.call(curation.create_trend, trend_row(macrotrend="After the restore"), ACTOR)
+    new = empty.call_sync(curation.create_trend, trend_row(macrotrend="After the restore"), ACTOR)
     assert new > max(r["id"] for r in original)
 
 
@@ -94,7 +95,7 @@ def test_the_backup_file_is_one_json_document_with_a_header(
     filled: Database, job_env: Settings
 ) -> None:
     before = datetime.now(UTC)
-    path = filled.call(create_backup, job_env)
+    path = filled.call_sync(create_backup, job_env)
     document = orjson.loads(path.read_bytes())
     assert set(document) == {"format", "version", "created_at", "count", "trends"}
     assert (document["format"], document["version"], document["count"]) == ("trends-backup", 1, 44)
@@ -111,9 +112,9 @@ def test_the_backup_file_is_one_json_document_with_a_header(
 def test_an_empty_database_backs_up_and_restores(
     db: Database, empty: Database, job_env: Settings
 ) -> None:
-    path = db.call(create_backup, job_env)
+    path = db.call_sync(create_backup, job_env)
     assert orjson.loads(path.read_bytes())["count"] == 0
-    assert empty.call(backups.restore_backup, path) == 0
+    assert empty.call_sync(backups.restore_backup, path) == 0
     assert _rows(empty) == []
 
 
@@ -124,7 +125,7 @@ def test_restore_refuses_a_database_that_holds_trends(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     before = _rows(filled)
-    path = filled.call(create_backup, job_env)
+    path = filled.call_sync(create_backup, job_env)
     assert _restore_cli(filled, path, monkeypatch) == 1
     err = capsys.readouterr().err
     assert "the database already holds trends: restore needs an empty one" in err
@@ -209,13 +210,13 @@ def test_restore_refuses_a_corrupt_file_and_writes_nothing(
     corrupt: Any,
     message: str,
 ) -> None:
-    good = filled.call(create_backup, job_env)
+    good = filled.call_sync(create_backup, job_env)
     bad = tmp_path / "bad.json"
     bad.write_bytes(b"".join(corrupt(_lines(good))))
     with pytest.raises(BackupError, match=message):
-        empty.call(backups.restore_backup, bad)
+        empty.call_sync(backups.restore_backup, bad)
     assert _rows(empty) == []
-    assert empty.call(backups.restore_backup, good) == 44
+    assert empty.call_sync(backups.restore_backup, good) == 44
 
 
 def test_restore_cli_reports_a_corrupt_or_missing_file(
@@ -273,7 +274,7 @@ def test_names_are_unique_within_one_second(
 ) -> None:
     moment = datetime(2026, 11, 27, 15, 30, 12, 345678, tzinfo=UTC)
     monkeypatch.setattr(backups, "utcnow", lambda: moment)
-    paths = [db.call(create_backup, job_env) for _ in range(3)]
+    paths = [db.call_sync(create_backup, job_env) for _ in range(3)]
     assert [p.name for p in paths] == [
         "trends_backup_20261127T153012Z.json",
         "trends_backup_20261127T153012Z_1.json",

@@ -1,20 +1,22 @@
 """The `trends` command: migrate, import (with dry run and error reporting) and export."""
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import PASSWORD, SAMPLE, csv_text, trend_row
+from conftest import PASSWORD, SAMPLE, csv_text, settings_env, trend_row
 from sqlalchemy.orm import Session
 
 from trends_gql.accounts import sessions, users
 from trends_gql.cli import main
 from trends_gql.core.db import Database, utcnow
 from trends_gql.core.models import TREND_TABLE
-from trends_gql.core.settings import get_settings
+from trends_gql.core.settings import Settings, get_settings
 
 
 def _count(db: Database) -> int:
@@ -189,13 +191,13 @@ def _open_session(db: Database, email: str, at: datetime, agent: str) -> str:
         )
         return token
 
-    return db.call(open_one)
+    return db.call_sync(open_one)
 
 
 def test_list_sessions_shows_the_live_sessions_of_a_user(
     cli_db: Database, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cli_db.call(lambda s: users.create_user(s, "ann@example.org", PASSWORD))
+    cli_db.call_sync(lambda s: users.create_user(s, "ann@example.org", PASSWORD))
     now = utcnow().replace(microsecond=0)
     older = _open_session(cli_db, "ann@example.org", now - timedelta(minutes=5), "Firefox")
     newer = _open_session(cli_db, "ann@example.org", now, "Safari")
@@ -219,7 +221,7 @@ def test_end_sessions_signs_a_user_out_everywhere(
     cli_db: Database, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for email in ("ann@example.org", "bob@example.org"):
-        cli_db.call(lambda s, e=email: users.create_user(s, e, PASSWORD))
+        cli_db.call_sync(lambda s, e=email: users.create_user(s, e, PASSWORD))
     for agent in ("Firefox", "Safari"):
         _open_session(cli_db, "ann@example.org", utcnow(), agent)
     _open_session(cli_db, "bob@example.org", utcnow(), "Safari")
@@ -247,3 +249,18 @@ def test_samesite_none_without_secure_cookies_stops_at_start(
     err = capsys.readouterr().err
     assert "SESSION_COOKIE_SAMESITE=none needs secure cookies" in err
     assert "SESSION_COOKIE_SECURE=1" in err
+
+
+def test_the_server_process_freezes_what_its_start_up_built(sqlite_settings: Settings) -> None:
+    script = (
+        "import gc; from trends_gql.cli import server_app; frozen = gc.get_freeze_count(); "
+        "server_app(); print(gc.get_freeze_count() > frozen)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=settings_env(sqlite_settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "True", result.stderr

@@ -15,7 +15,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from trends_gql.cli import main
-from trends_gql.core.db import Database, UTCDateTime
+from trends_gql.core.db import Database, UTCDateTime, mark_written
+from trends_gql.core.models import TREND_TABLE, User
 from trends_gql.core.settings import Settings, get_settings
 from trends_gql.web.app import create_app
 
@@ -111,6 +112,76 @@ def test_reads_see_a_write_committed_by_another_session(db: Database) -> None:
             conn.execute(sa.text("DROP TABLE seen"))
 
 
+# The commit hook: what a committed transaction wrote, whoever wrote it
+
+
+@pytest.fixture
+def heard(backend: Settings, db: Database) -> Iterator[tuple[Database, list[frozenset[str]]]]:
+    """A database whose commit hook records the tables of each committed write."""
+    tables: list[frozenset[str]] = []
+    hooked = Database(backend.database_url, on_commit=tables.append)
+    yield hooked, tables
+    hooked.dispose()
+
+
+def _add_user(session: Session) -> None:
+    session.add(User(email="hooked@example.org", password_hash="-", created_at=datetime.now(UTC)))
+    session.commit()
+
+
+def _raw_write(session: Session) -> None:
+    session.connection()  # as the import's writers, which use the driver's connection
+    mark_written(session, "trend")
+    session.commit()
+
+
+def _rename_trends(session: Session) -> None:
+    session.execute(sa.update(TREND_TABLE).values(megatrend="Hooked"))
+    session.commit()
+
+
+def test_the_commit_hook_hears_of_each_table_a_committed_transaction_wrote(
+    heard: tuple[Database, list[frozenset[str]]],
+) -> None:
+    hooked, tables = heard
+    hooked.call_sync(_rename_trends)  # a statement, through the session
+    hooked.call_sync(_add_user)  # an object, flushed
+    hooked.call_sync(_raw_write)  # behind SQLAlchemy's back, said
+    assert tables == [frozenset({"trend"}), frozenset({"user"}), frozenset({"trend"})]
+
+
+def test_the_commit_hook_hears_nothing_of_reads_and_rolled_back_writes(
+    heard: tuple[Database, list[frozenset[str]]],
+) -> None:
+    hooked, tables = heard
+
+    def roll_back_then_commit(session: Session) -> None:
+        session.execute(sa.delete(TREND_TABLE))
+        session.rollback()
+        session.execute(sa.select(TREND_TABLE)).all()
+        session.commit()
+
+    hooked.call_sync(roll_back_then_commit)
+    with hooked.session() as session:  # closed without a commit
+        session.execute(sa.delete(TREND_TABLE))
+    assert tables == []
+
+
+def test_a_failing_commit_hook_leaves_the_commit_standing(
+    backend: Settings, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(tables: frozenset[str]) -> None:
+        raise RuntimeError("the hook broke")
+
+    hooked = Database(backend.database_url, on_commit=broken)
+    try:
+        hooked.call_sync(_add_user)
+    finally:
+        hooked.dispose()
+    assert db.call_sync(lambda s: s.scalars(sa.select(User.email)).all()) == ["hooked@example.org"]
+    assert "the hook broke" in caplog.text
+
+
 # The web's statement time limit (DB_STATEMENT_TIMEOUT_MS), on PostgreSQL
 
 FACETS_OF_A_SEARCH = '{ trendFacets(filter: {search: "~"}) { total } }'
@@ -161,8 +232,8 @@ def test_only_the_web_process_gets_the_statement_time_limit(backend: Settings) -
     show = "SHOW statement_timeout"
     try:
         if web.dialect == "postgresql":
-            assert web.call(lambda s: s.execute(sa.text(show)).scalar_one()) == "1234ms"
-            assert other.call(lambda s: s.execute(sa.text(show)).scalar_one()) == "0"
+            assert web.call_sync(lambda s: s.execute(sa.text(show)).scalar_one()) == "1234ms"
+            assert other.call_sync(lambda s: s.execute(sa.text(show)).scalar_one()) == "0"
         assert other.statement_timeout_ms == 0
     finally:
         web.dispose()
@@ -175,7 +246,7 @@ def test_the_time_limit_keeps_the_options_of_the_database_url(backend: Settings)
     url = make_url(backend.database_url).update_query_dict({"options": "-c lock_timeout=777"})
     web = Database(url.render_as_string(hide_password=False), statement_timeout_ms=1234)
     try:
-        shown = web.call(
+        shown = web.call_sync(
             lambda s: s.execute(
                 sa.text(
                     "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')"

@@ -2,15 +2,21 @@
 
 import asyncio
 import enum
+import re
+import tomllib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 import strawberry
 from strawberry.extensions import SchemaExtension
 
-from trends_gql.schema.execution import ExecutionContext
+from trends_gql.schema import TESTED_VERSIONS, execution_context_class, untested_versions
+from trends_gql.schema import schema as trends_schema
+from trends_gql.schema.execution import _LONG_PATH, ExecutionContext
 
 
 @strawberry.enum
@@ -146,3 +152,52 @@ def test_resolve_hooks_of_extensions_still_see_every_field() -> None:
     ours, theirs = answers("{ items { name note } }", Watch)
     assert ours == theirs
     assert seen == ["items", "name", "note"] * 2
+
+
+# The fence: the short path is taken, and only with the libraries it is tested with
+
+
+def test_the_short_path_answers_the_plain_leaves_with_the_schemas_own_context() -> None:
+    chosen = trends_schema.execution_context_class
+    assert chosen is ExecutionContext  # not fallen back to graphql-core's own
+    answered: list[str] = []
+
+    class Counting(chosen):  # type: ignore[misc,valid-type]  # the class the real schema runs
+        def _plain_value(self, parent_type: Any, source: Any, node: Any) -> Any:
+            value = super()._plain_value(parent_type, source, node)
+            if value is not _LONG_PATH:
+                answered.append(node.name.value)
+            return value
+
+    ROWS[:] = [Thing(name=n, note=None, colour=Colour.RED, at=AT) for n in "ab"]
+    counting = strawberry.Schema(Query, execution_context_class=Counting)
+    result = counting.execute_sync("{ items { name note colour at upper shout(times: 2) } }")
+    assert result.errors is None
+    # Every plain leaf of each row, by the short path; `shout` (an argument) by the long one.
+    assert answered == ["name", "note", "colour", "at", "upper"] * 2
+
+
+def test_the_installed_libraries_are_within_the_tested_versions() -> None:
+    assert untested_versions() == []
+
+
+def test_untested_libraries_turn_the_short_path_off_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    installed = {"graphql-core": "3.2.6", "strawberry-graphql": "0.341.0"}
+    assert untested_versions(installed) == ["graphql-core 3.2.6"]
+    assert execution_context_class(installed) is None
+    assert "execution fast path off: it is not tested with graphql-core 3.2.6" in caplog.text
+    for beyond in ({"graphql-core": "3.4.0"}, {"strawberry-graphql": "0.342.0"}):
+        assert untested_versions({**installed, "graphql-core": "3.3.0", **beyond})
+    assert execution_context_class({**installed, "graphql-core": "3.3.0"}) is ExecutionContext
+
+
+def test_the_tested_versions_are_the_bounds_pyproject_allows() -> None:
+    project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
+    bounds = {}
+    for requirement in project["project"]["dependencies"]:
+        found = re.fullmatch(r"([\w-]+)(?:\[[\w,]+\])?>=([\d.]+),<([\d.]+)", requirement)
+        if found and found[1] in TESTED_VERSIONS:
+            bounds[found[1]] = (found[2], found[3])
+    assert bounds == TESTED_VERSIONS

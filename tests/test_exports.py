@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import redis
 import sqlalchemy as sa
 from conftest import (
     SAMPLE,
@@ -20,14 +21,15 @@ from conftest import (
     with_settings,
     work,
 )
+from rq.job import Job
 
-from jobs.exports import export_job
 from trends_gql.core.db import Database
 from trends_gql.core.models import ExportFormat, ExportRun, RunStatus, Steepl
 from trends_gql.core.pagination import encode_id
 from trends_gql.core.settings import Settings
 from trends_gql.exports import runs as exports
-from trends_gql.imports.ingest import export_trends
+from trends_gql.exports.files import export_trends
+from trends_gql.jobs.exports import export_job
 from trends_gql.trends.queries import TrendFilter, count_trends
 
 STAFF_EMAIL = "staff@example.org"
@@ -60,19 +62,19 @@ def staff(web: httpx.Client, db: Database) -> httpx.Client:
 
 
 def _runs(db: Database) -> list[ExportRun]:
-    return db.call(lambda s: list(s.scalars(sa.select(ExportRun).order_by(ExportRun.id))))
+    return db.call_sync(lambda s: list(s.scalars(sa.select(ExportRun).order_by(ExportRun.id))))
 
 
 def _finished(db: Database, settings: Settings, fmt: ExportFormat = ExportFormat.CSV) -> int:
     """The id of an export run carried out in this process (no queue)."""
-    run = db.call(exports.create_export_run, fmt, None, STAFF_EMAIL)
+    run = db.call_sync(exports.create_export_run, fmt, None, STAFF_EMAIL)
     assert run.id is not None
     assert exports.execute_export_run(db, settings, run.id).status is RunStatus.SUCCEEDED
     return run.id
 
 
 def _fresh(db: Database, path: Path, fmt: str, trend_filter: TrendFilter | None = None) -> bytes:
-    db.call(export_trends, path, fmt, trend_filter)
+    db.call_sync(export_trends, path, fmt, trend_filter)
     return path.read_bytes()
 
 
@@ -119,7 +121,7 @@ def test_json_export_honours_the_filter(
 ) -> None:
     load(db, tmp_path, SAMPLE)
     wanted = TrendFilter(megatrend="ai", steepl=Steepl.T)
-    expected = db.call(count_trends, wanted)
+    expected = db.call_sync(count_trends, wanted)
     assert 0 < expected < 44
     _, run = _export_and_work(
         staff, job_env, format="JSON", filter={"megatrend": "ai", "steepl": "T"}
@@ -233,7 +235,7 @@ def test_unknown_unfinished_and_vanished_exports_are_not_found(
     staff: httpx.Client, db: Database, job_env: Settings
 ) -> None:
     done = _finished(db, job_env)
-    waiting = db.call(exports.create_export_run, ExportFormat.CSV, None, STAFF_EMAIL)
+    waiting = db.call_sync(exports.create_export_run, ExportFormat.CSV, None, STAFF_EMAIL)
     assert waiting.id is not None
     for public_id in (
         "not-an-id",
@@ -254,7 +256,9 @@ def test_unknown_unfinished_and_vanished_exports_are_not_found(
 def test_export_runs_come_newest_first_in_pages(staff: httpx.Client, db: Database) -> None:
     ids = []
     for n in range(5):
-        run = db.call(exports.create_export_run, ExportFormat.JSON, None, f"user{n}@example.org")
+        run = db.call_sync(
+            exports.create_export_run, ExportFormat.JSON, None, f"user{n}@example.org"
+        )
         ids.append(encode_id(run.id, "ExportRun"))
     seen: list[str] = []
     after = None
@@ -291,3 +295,30 @@ def test_export_run_by_id(staff: httpx.Client, db: Database, job_env: Settings) 
     assert run["downloadUrl"] == f"/exports/{public_id}"
     assert post(staff, RUN, id=encode_id(done + 100, "ExportRun")) == {"data": {"exportRun": None}}
     assert code(post(staff, RUN, id=encode_id(done))) == "BAD_USER_INPUT"
+
+
+def test_an_export_whose_job_was_lost_reads_failed_while_a_waiting_one_stays_queued(
+    staff: httpx.Client, db: Database, job_env: Settings
+) -> None:
+    lost = post(staff, EXPORT)["data"]["exportTrends"]
+    waiting = post(staff, EXPORT, format="JSON")["data"]["exportTrends"]
+    statuses = "{ exportRuns { nodes { id status message rowCount downloadUrl } } }"
+    nodes = post(staff, statuses)["data"]["exportRuns"]["nodes"]
+    assert [n["status"] for n in nodes] == ["QUEUED", "QUEUED"]  # no worker yet: they wait
+    connection = redis.Redis.from_url(job_env.redis_url)
+    try:  # as a Redis restarted without its data would lose it
+        Job.fetch(_runs(db)[0].job_id or "", connection=connection).delete()
+    finally:
+        connection.close()
+    run = post(staff, RUN, id=lost["id"])["data"]["exportRun"]
+    assert (run["status"], run["rowCount"], run["downloadUrl"]) == ("FAILED", None, None)
+    assert run["message"].startswith("the job of this export was lost from the queue")
+    assert run["message"].endswith("no file was written")
+    nodes = post(staff, statuses)["data"]["exportRuns"]["nodes"]
+    assert [(n["id"], n["status"]) for n in nodes] == [
+        (waiting["id"], "QUEUED"),
+        (lost["id"], "FAILED"),
+    ]
+    work(job_env)
+    assert post(staff, RUN, id=waiting["id"])["data"]["exportRun"]["status"] == "SUCCEEDED"
+    assert post(staff, RUN, id=lost["id"])["data"]["exportRun"]["status"] == "FAILED"

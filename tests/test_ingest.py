@@ -16,9 +16,11 @@ from conftest import SAMPLE, csv_text, generate_csv, load, trend_row
 
 from trends_gql.core.db import Database
 from trends_gql.core.models import TREND_TABLE
+from trends_gql.core.settings import Settings
 from trends_gql.core.validation import FIELDS, fingerprint, validate_trend
+from trends_gql.exports.files import export_trends
 from trends_gql.imports.csvio import CsvFormatError, escape_cell
-from trends_gql.imports.ingest import ImportReport, export_trends
+from trends_gql.imports.ingest import ImportReport
 
 LARGE_ROWS = 20_000
 HEADER_LINE = SAMPLE.read_text(encoding="utf-8").splitlines()[0]
@@ -173,6 +175,25 @@ def test_a_file_with_an_invalid_row_imports_nothing(db: Database, tmp_path: Path
     assert report.ok is False
     assert [(e.line, e.column) for e in report.errors] == [(22, "Total Count of Patents")]
     assert _stored(db) == before
+
+
+def test_an_import_tells_the_commit_hook_only_when_it_created_rows(
+    backend: Settings, db: Database, tmp_path: Path
+) -> None:
+    tables: list[frozenset[str]] = []
+    hooked = Database(backend.database_url, on_commit=tables.append)
+    try:
+        bad = csv_text([trend_row(megatrend="M1"), trend_row(steepl="nope")])
+        for content, options in [
+            (SAMPLE, {"dry_run": True}),  # rolled back
+            (bad, {}),  # invalid rows: rolled back
+            (SAMPLE, {}),  # created rows
+            (SAMPLE, {}),  # all duplicates: nothing written
+        ]:
+            load(hooked, tmp_path, content, **options)
+    finally:
+        hooked.dispose()
+    assert tables == [frozenset({"trend"})]
 
 
 def test_dry_run_counts_what_would_happen_and_writes_nothing(db: Database, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """Ways in for files, through real RQ workers: uploads, the media scan, dead workers."""
 
+import contextlib
 import json
 import os
 import re
@@ -7,7 +8,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,14 @@ from conftest import (
     web_client,
     with_settings,
     work,
+    work_in_a_worker_process,
 )
 
 from trends_gql.core.db import Database
+from trends_gql.core.pagination import encode_id
 from trends_gql.core.settings import Settings
 from trends_gql.imports import intake
+from trends_gql.imports import runs as import_runs
 
 RUN_FIELDS = """id fileName source dryRun status rowsTotal rowsProcessed rowsCreated rowsSkipped
   rowsInvalid errors { line column message } message triggeredBy createdAt startedAt finishedAt"""
@@ -114,7 +118,7 @@ def test_an_upload_is_queued_and_imported_by_a_worker(
     )
     assert queued["triggeredBy"] == "staff@example.org"
     assert total(staff) == 0
-    work(jobs_settings)
+    work_in_a_worker_process(jobs_settings)  # end to end, as deployed
     run = run_of(staff, queued["id"])
     assert run["status"] == "SUCCEEDED", run
     assert (run["rowsTotal"], run["rowsProcessed"], run["rowsCreated"]) == (44, 44, 44)
@@ -378,6 +382,7 @@ def test_two_concurrent_scans_import_each_file_once(jobs_settings: Settings, db:
         assert conn.exec_driver_sql("SELECT count(*) FROM trend").scalar_one() == 12
 
 
+@pytest.mark.xdist_group("scheduler")  # rq-scheduler's keys are global to a Redis database
 def test_the_scheduler_picks_up_a_dropped_file_within_one_interval(
     staff: httpx.Client, jobs_settings: Settings
 ) -> None:
@@ -420,47 +425,126 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def test_a_killed_worker_leaves_no_rows_and_its_file_back_in_the_media_folder(
-    staff: httpx.Client, jobs_settings: Settings, db: Database, tmp_path: Path
-) -> None:
-    big = generate_csv(300_000, tmp_path / "big.csv")  # seconds to import: time to kill it
-    drop(jobs_settings.media_dir, "big.csv", big.read_bytes())
-    [queued] = post(staff, SCAN)["data"]["runMediaImport"]
-    worker = subprocess.Popen(
+BIG_ROWS = 100_000  # seconds to import, even on SQLite: time to kill the worker midway
+
+
+@pytest.fixture(scope="session")
+def big(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A file whose import takes seconds; tests only read it."""
+    return generate_csv(BIG_ROWS, tmp_path_factory.mktemp("big") / "big.csv")
+
+
+def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    """A real `trends worker` (not burst) on the test's queue, in a session of its own."""
+    return subprocess.Popen(
         [TRENDS, "worker"],
-        env=settings_env(jobs_settings),
+        env=settings_env(settings),
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def kill(*pids: int) -> None:
+    """SIGKILL each process that is still there."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def wait_for(what: str, condition: Callable[[], Any], timeout: float = 30) -> Any:
+    """Poll `condition` until it is true; its value."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"not {what} within {timeout} s"
+        time.sleep(0.05)
+    return value
+
+
+def test_a_killed_worker_leaves_no_rows_its_run_read_as_failed_and_its_file_back(
+    staff: httpx.Client, jobs_settings: Settings, db: Database, big: Path
+) -> None:
+    drop(jobs_settings.media_dir, "big.csv", big.read_bytes())
+    [queued] = post(staff, SCAN)["data"]["runMediaImport"]
+    worker = start_worker(jobs_settings)
     try:
-        deadline = time.monotonic() + 30
-        while run_of(staff, queued["id"])["status"] != "RUNNING":
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for("running", lambda: run_of(staff, queued["id"])["status"] == "RUNNING")
         if jobs_settings.database_url.startswith("postgresql"):
-            # Progress is committed per batch while the import's own transaction is open.
-            while (processed := run_of(staff, queued["id"])["rowsProcessed"]) == 0:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-            assert 0 < processed < 300_000
+            # Progress is committed per batch while the import's own transaction is open: how
+            # far it got, never rows created that the table does not hold yet.
+            batches = 3 * jobs_settings.import_batch_size
+            run = wait_for(
+                "3 batches in",
+                lambda: (r := run_of(staff, queued["id"]))["rowsProcessed"] >= batches and r,
+            )
+            assert run["status"] == "RUNNING"
+            assert run["rowsProcessed"] < BIG_ROWS
+            assert (run["rowsCreated"], run["rowsSkipped"]) == (0, 0)
         else:
             time.sleep(0.3)
     finally:
         # The work horse runs in a session of its own: kill it too, as a lost machine would.
-        for pid in [*children(worker.pid), worker.pid]:
-            os.kill(pid, signal.SIGKILL)
+        kill(*children(worker.pid), worker.pid)
         worker.wait()
-    assert run_of(staff, queued["id"])["status"] == "RUNNING"
-    ended = intake.sweep(db, jobs_settings)
-    assert [r.file_name for r in ended] == ["big.csv"]
-    run = run_of(staff, queued["id"])
+    # No sweep is called, no worker or scheduler is left: reading the run is what notices.
+    run = wait_for(
+        "failed",
+        lambda: (r := run_of(staff, queued["id"]))["status"] != "RUNNING" and r,
+        timeout=10,
+    )
     assert run["status"] == "FAILED"
-    assert "worker stopped" in run["message"]
+    assert run["message"].startswith("the worker running this import stopped before it ended")
+    assert run["message"].endswith("nothing was imported")
+    assert (run["rowsCreated"], run["rowsSkipped"]) == (0, 0)
+    if jobs_settings.database_url.startswith("postgresql"):
+        assert run["rowsProcessed"] >= 3 * jobs_settings.import_batch_size  # where it stopped
+    assert import_runs.sweep_import_runs(db, jobs_settings) == []  # failed once, not again
     assert total(staff) == 0
     [back] = [f for f in files(jobs_settings.media_dir) if f.endswith(".csv")]
     assert re.fullmatch(r"\d{8}T\d{6}-[0-9a-f]{12}\.csv", back), back  # a name of our own
     assert (jobs_settings.media_dir / back).read_bytes() == big.read_bytes()
+
+
+def test_a_run_goes_on_when_only_its_worker_is_killed_while_its_work_horse_lives(
+    staff: httpx.Client, jobs_settings: Settings, db: Database, big: Path
+) -> None:
+    with big.open("rb") as whole:  # a part of the big file: seconds to import on a busy machine
+        part = b"".join(line for _, line in zip(range(20_001), whole, strict=False))
+    drop(jobs_settings.media_dir, "part.csv", part)
+    [queued] = post(staff, SCAN)["data"]["runMediaImport"]
+    worker = start_worker(jobs_settings)
+    horses: list[int] = []
+    try:
+        wait_for("running", lambda: run_of(staff, queued["id"])["status"] == "RUNNING")
+        horses = children(worker.pid)
+        kill(worker.pid)
+        worker.wait()
+        # RQ's record of the worker is stale and its process gone, but the import goes on.
+        assert import_runs.sweep_import_runs(db, jobs_settings) == []
+        run = wait_for(
+            "ended", lambda: (r := run_of(staff, queued["id"]))["status"] != "RUNNING" and r
+        )
+    finally:
+        kill(*horses, worker.pid)
+    assert (run["status"], run["message"]) == ("SUCCEEDED", None)
+    assert run["rowsCreated"] == total(staff) == 20_000
+
+
+def test_an_import_stopped_by_the_job_timeout_fails_with_nothing_created(
+    staff: httpx.Client, jobs_settings: Settings, db: Database, big: Path
+) -> None:
+    settings = with_settings(jobs_settings, job_timeout=1)
+    drop(settings.media_dir, "big.csv", big.read_bytes())
+    [queued] = intake.scan(db, settings)
+    assert queued.id is not None
+    work(settings)
+    run = run_of(staff, encode_id(queued.id, "ImportRun"))
+    assert run["status"] == "FAILED"
+    assert run["message"] == (
+        "the import ran longer than JOB_TIMEOUT (1 s) and was stopped: nothing was imported"
+    )
+    assert (run["rowsCreated"], run["rowsSkipped"]) == (0, 0)
+    assert total(staff) == 0
 
 
 def test_an_upload_of_50_mib_and_one_byte_is_refused_by_default(

@@ -30,7 +30,8 @@ def email(sqlite_settings: Settings) -> str:
 
 @pytest.fixture
 def settings(sqlite_settings: Settings, rate_namespace: str) -> Settings:
-    return with_settings(sqlite_settings, rate_limit_namespace=rate_namespace)
+    # A Redis answer may take a while on a loaded test machine; the outage tests stop it outright.
+    return with_settings(sqlite_settings, rate_limit_namespace=rate_namespace, rate_limit_timeout=5)
 
 
 @pytest.fixture
@@ -96,7 +97,8 @@ def test_concurrent_right_and_wrong_logins_check_at_most_the_limit_of_wrong_pass
 def test_while_redis_stalls_logins_are_refused_and_no_password_is_checked(
     settings: Settings, email: str, server: PrivateRedis
 ) -> None:
-    with web_client(with_settings(settings, redis_url=server.url)) as client:
+    stalls = with_settings(settings, redis_url=server.url, rate_limit_timeout=0.25)
+    with web_client(stalls) as client:
         assert one_by_one(client, 3, email) == ["UNAUTHENTICATED"] * 3
         with server.stalled():
             stalled = at_once(client, email, [WRONG] * 10)

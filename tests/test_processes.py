@@ -13,8 +13,9 @@ import pytest
 import redis
 from conftest import TRENDS, settings_env
 
+from trends_gql.core.queue import redis_problem
 from trends_gql.core.settings import Settings
-from trends_gql.processes import answers, private_redis
+from trends_gql.processes import private_redis
 
 
 def test_a_private_redis_answers_on_its_socket_and_stops_with_its_block(tmp_path: Path) -> None:
@@ -24,11 +25,11 @@ def test_a_private_redis_answers_on_its_socket_and_stops_with_its_block(tmp_path
         assert client.ping()
         client.close()
     assert not (tmp_path / "redis" / "redis.sock").exists()
-    assert not answers(url)
+    assert redis_problem(url) is not None
 
 
 def test_nothing_answers_on_a_closed_port() -> None:
-    assert not answers("redis://127.0.0.1:1/0")
+    assert "refused" in (redis_problem("redis://127.0.0.1:1/0") or "")
 
 
 def free_port() -> int:
@@ -147,6 +148,7 @@ def test_a_child_that_dies_is_restarted_while_the_others_keep_serving(
     os.kill(process.pid, signal.SIGTERM)
     process.wait(timeout=30)
     reader.join(timeout=10)
+    process.stdout.close()
     assert any("scheduler exited with code" in line for line in lines)
     assert process.returncode == 0
     assert session_processes(process.pid) == []

@@ -265,7 +265,7 @@ def limited_clock(limited_app: tuple[Settings, FakeClock, str]) -> FakeClock:
 def signed_in(db: Database, base_url: str, clock: Callable[[], float]) -> httpx.Client:
     """A client with a session of a new user, opened at the app's time."""
     email = new_user(db)
-    token, _ = db.call(
+    token, _ = db.call_sync(
         lambda s: sessions.open_session(
             s,
             users.require_user(s, email).id,

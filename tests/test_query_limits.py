@@ -1,6 +1,7 @@
 """Limits on GraphQL documents and batches, mutations over GET, introspection and GraphiQL."""
 
 import base64
+import statistics
 import threading
 import time
 from collections.abc import Iterator
@@ -37,6 +38,23 @@ def shallow(sqlite_settings: Settings) -> Iterator[httpx.Client]:
     """A client of an app that allows a query depth of 2."""
     with web_client(with_settings(sqlite_settings, max_query_depth=2)) as c:
         yield c
+
+
+def round_trip(client: httpx.Client, query: str = "{ trends { totalCount } }") -> float:
+    """Seconds for a normal query to be answered: the machine's own baseline, busy or not."""
+    started = time.perf_counter()
+    body = client.post("/graphql", json={"query": query}).json()
+    elapsed = time.perf_counter() - started
+    assert "errors" not in body, body
+    return elapsed
+
+
+def wait_for_refusals(refusals: list[str], seconds: float = 30) -> None:
+    """Wait until the attackers' first refusals arrived: the attack is under way."""
+    deadline = time.monotonic() + seconds
+    while not refusals:
+        assert time.monotonic() < deadline, "no attack was answered"
+        time.sleep(0.02)
 
 
 def refused(client: httpx.Client, query: str) -> dict[str, Any]:
@@ -96,13 +114,14 @@ def test_cached_documents_are_still_checked_against_each_apps_limits(
     client: httpx.Client, shallow: httpx.Client
 ) -> None:
     query = braces(DEEP)
-    hits = limits._parse.cache_info().hits
+    assert refused(shallow, query)["extensions"]["code"] == "QUERY_TOO_DEEP"  # now cached
+    hits = limits.parse_document.cache_info().hits
     for _ in range(2):
         assert refused(shallow, query)["extensions"]["code"] == "QUERY_TOO_DEEP"
         assert client.post("/graphql", json={"query": query}).json() == {
             "data": {"trends": {"edges": []}}
         }
-    assert limits._parse.cache_info().hits >= hits + 3
+    assert limits.parse_document.cache_info().hits >= hits + 2  # the refused ones at least
     for _ in range(2):
         assert refused(client, "{ " + "__typename " * 1001 + "}")["extensions"]["code"] == (
             "TOO_MANY_TOKENS"
@@ -275,21 +294,24 @@ def test_fragments_that_fan_out_are_refused_quickly_by_their_expanded_size(
 ) -> None:
     query = fan_out(levels)
     assert len(query) < 2000
-    timings = []
+    timings, normal = [], []
     for _ in range(5):
+        normal.append(round_trip(client, "{ __typename }"))
         started = time.perf_counter()
         error = refused(client, query)
         timings.append(time.perf_counter() - started)
         assert error["extensions"]["code"] == "TOO_MANY_FIELDS"
         assert f"asks for {4**levels} fields" in error["message"]
-    # The round trip, best of five on a shared machine; an unmemoised walk of k=10 takes seconds.
-    assert min(timings) < 0.05, timings
+    # Best of five, next to the same machine's trivial round trip (a busy machine slows both):
+    # an unmemoised walk of k=10 takes seconds, of k=30 forever.
+    assert min(timings) < max(0.05, 10 * min(normal)), (timings, normal)
 
 
 def test_a_normal_query_answers_promptly_while_fan_out_attacks_are_refused(
     client: httpx.Client, sqlite_settings: Settings
 ) -> None:
     attack = fan_out(30)
+    quiet = [round_trip(client) for _ in range(5)]
     stop = threading.Event()
     refusals: list[str] = []
 
@@ -303,7 +325,7 @@ def test_a_normal_query_answers_promptly_while_fan_out_attacks_are_refused(
     for thread in threads:
         thread.start()
     try:
-        time.sleep(0.2)
+        wait_for_refusals(refusals)
         latencies = []
         for _ in range(5):
             started = time.perf_counter()
@@ -316,7 +338,12 @@ def test_a_normal_query_answers_promptly_while_fan_out_attacks_are_refused(
             thread.join(timeout=10)
     assert refusals
     assert set(refusals) == {"TOO_MANY_FIELDS"}
-    assert max(latencies) < 1.0, latencies
+    # Against the same query without attackers: an attack that held the server would take
+    # seconds (k=30 unmemoised: forever); a busy machine only slows both alike.
+    assert statistics.median(latencies) < max(1.0, 10 * statistics.median(quiet)), (
+        latencies,
+        quiet,
+    )
 
 
 def test_documents_up_to_the_field_limit_run_and_one_more_field_is_refused(
@@ -439,13 +466,17 @@ def test_a_long_order_by_is_refused_at_once_while_other_requests_are_served(
     client: httpx.Client,
 ) -> None:
     huge = {"query": ORDERED, "variables": {"o": [{"field": "ID"}] * 60_000}}
+    quiet = [round_trip(client) for _ in range(3)]
     started = time.perf_counter()
     response = client.post("/graphql", json=huge)
     elapsed = time.perf_counter() - started
     [error] = response.json()["errors"]
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "orderBy"}
     assert error["message"] == "orderBy takes at most 3 entries, got 60000"
-    assert elapsed < 1, elapsed  # 16 s before orderBy had a bound; refused before conversion
+    # 16 s before orderBy had a bound; refused before conversion. A busy machine slows the
+    # normal query alike.
+    bound = max(1.0, 10 * statistics.median(quiet))
+    assert elapsed < bound, (elapsed, quiet)
 
     stop = threading.Event()
     refusals: list[str] = []
@@ -460,7 +491,7 @@ def test_a_long_order_by_is_refused_at_once_while_other_requests_are_served(
     for thread in threads:
         thread.start()
     try:
-        time.sleep(0.3)
+        wait_for_refusals(refusals)
         latencies = []
         for _ in range(3):
             started = time.perf_counter()
@@ -472,7 +503,7 @@ def test_a_long_order_by_is_refused_at_once_while_other_requests_are_served(
         for thread in threads:
             thread.join(timeout=30)
     assert set(refusals) == {"BAD_USER_INPUT"}
-    assert max(latencies) < 1, latencies
+    assert statistics.median(latencies) < bound, (latencies, quiet)
 
 
 def test_a_cursor_of_another_shape_is_refused_whatever_the_order(client: httpx.Client) -> None:

@@ -87,16 +87,29 @@ async def test_keys_are_independent_and_live_under_the_namespace_with_an_expiry(
         await client.aclose()
 
 
+# What the concurrency tests are about is Redis's atomicity, not its timeout: on a busy machine
+# thirty connections opened at once may take longer than the limiter's 0.25 s, and a limiter that
+# gives up on Redis rightly falls back to counting in its own process.
+BUSY_MACHINE_TIMEOUT = 10.0
+
+
 async def test_concurrent_hits_from_two_processes_never_exceed_the_limit(
-    limiter: RateLimiter, clock: FakeClock, rate_namespace: str
+    clock: FakeClock, rate_namespace: str
 ) -> None:
-    other = RateLimiter(TEST_REDIS_URL, namespace=rate_namespace, clock=clock)
+    one, other = (
+        RateLimiter(
+            TEST_REDIS_URL, namespace=rate_namespace, clock=clock, timeout=BUSY_MACHINE_TIMEOUT
+        )
+        for _ in range(2)
+    )
     try:
         decisions = await asyncio.gather(
-            *(rl.hit("k", 5, 60) for _ in range(15) for rl in (limiter, other))
+            *(rl.hit("k", 5, 60) for _ in range(15) for rl in (one, other))
         )
     finally:
+        await one.aclose()
         await other.aclose()
+    assert not any(d.degraded for d in decisions)
     assert sum(d.allowed for d in decisions) == 5
     assert sorted(d.count for d in decisions if d.allowed) == [1, 2, 3, 4, 5]
 
@@ -233,7 +246,8 @@ async def test_waiting_for_attempts_in_flight_is_bounded(limiter: RateLimiter) -
     assert (await limiter.reserve({"e": 1}, 60)).allowed
     started = time.monotonic()
     refused = await limiter.reserve({"e": 1}, 60, wait=0.2)
-    assert 0.2 <= time.monotonic() - started < 1
+    # Unbounded, it would wait WAIT_SECONDS (10 s); the margin is for a busy machine.
+    assert 0.2 <= time.monotonic() - started < 3
     assert refused.in_flight
     assert not refused.allowed
 
@@ -253,13 +267,19 @@ async def test_every_limit_takes_the_attempt_or_none_does(
 
 
 async def test_concurrent_attempts_from_two_processes_never_exceed_the_limit(
-    limiter: RateLimiter, clock: FakeClock, rate_namespace: str
+    clock: FakeClock, rate_namespace: str
 ) -> None:
-    other = RateLimiter(TEST_REDIS_URL, namespace=rate_namespace, clock=clock)
+    limiter, other = (
+        RateLimiter(
+            TEST_REDIS_URL, namespace=rate_namespace, clock=clock, timeout=BUSY_MACHINE_TIMEOUT
+        )
+        for _ in range(2)
+    )
     try:
         attempts = await asyncio.gather(
             *(rl.reserve({"e": 5}, 60, wait=0) for _ in range(15) for rl in (limiter, other))
         )
+        assert not any(a.unavailable for a in attempts)
         limiters = [limiter, other] * 15
         allowed = [(rl, a) for rl, a in zip(limiters, attempts, strict=True) if a.allowed]
         assert len(allowed) == 5
@@ -267,6 +287,7 @@ async def test_concurrent_attempts_from_two_processes_never_exceed_the_limit(
             await rl.settle(attempt, failed=True)
         assert not (await other.reserve({"e": 5}, 60, wait=0)).in_flight
     finally:
+        await limiter.aclose()
         await other.aclose()
 
 

@@ -11,8 +11,8 @@ from conftest import TEST_REDIS_URL, TRENDS, settings_env, with_settings
 from private_redis import private_redis
 from rq_scheduler import Scheduler
 
-from jobs.schedule import PREFIX, register
 from trends_gql.core.settings import Settings
+from trends_gql.jobs.schedule import PREFIX, register
 
 
 @pytest.fixture
@@ -37,6 +37,7 @@ def periodic(scheduler: Scheduler) -> dict[str, tuple[str, int, str]]:
     }
 
 
+@pytest.mark.xdist_group("scheduler")  # with every scheduler on the test Redis
 def test_registering_again_keeps_one_job_each(
     scheduler: Scheduler, sqlite_settings: Settings
 ) -> None:
@@ -50,12 +51,17 @@ def test_registering_again_keeps_one_job_each(
     second = Scheduler(queue_name="schedule-test", connection=scheduler.connection)
     assert register(second, settings) == []
     assert periodic(scheduler) == {
-        f"{PREFIX}scan-media": ("jobs.scan.scan_media", 30, "schedule-test"),
-        f"{PREFIX}backup": ("jobs.backups.backup_database", 86400, "schedule-test"),
-        f"{PREFIX}prune-sessions": ("jobs.sessions.prune_sessions", 3600, "schedule-test"),
+        f"{PREFIX}scan-media": ("trends_gql.jobs.scan.scan_media", 30, "schedule-test"),
+        f"{PREFIX}backup": ("trends_gql.jobs.backups.backup_database", 86400, "schedule-test"),
+        f"{PREFIX}prune-sessions": (
+            "trends_gql.jobs.sessions.prune_sessions",
+            3600,
+            "schedule-test",
+        ),
     }
 
 
+@pytest.mark.xdist_group("scheduler")  # with every scheduler on the test Redis
 def test_a_changed_interval_replaces_the_old_schedule(
     scheduler: Scheduler, sqlite_settings: Settings
 ) -> None:

@@ -9,13 +9,20 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import SAMPLE, GraphQL, load, serve
+from conftest import (
+    SAMPLE,
+    GraphQL,
+    _drop_postgres_database,
+    _recreate_postgres_database,
+    load,
+    serve,
+)
 from graphql import build_schema, find_breaking_changes, find_dangerous_changes
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 from strawberry.printer import print_schema
 
-from trends_gql.cache import store as cache
+from trends_gql.core import generation
 from trends_gql.core.db import Database
 from trends_gql.core.pagination import encode_id
 from trends_gql.core.settings import Settings
@@ -234,12 +241,16 @@ def test_refused_arguments_are_bad_user_input_naming_the_argument(gql: GraphQL) 
 def test_an_unexpected_error_is_masked_for_the_client_and_logged(
     backend: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # A real app over a database it cannot use: never migrated (SQLite) or absent (PostgreSQL).
+    # A real app over a database it cannot use: one that was never migrated. (One that cannot
+    # be reached is SERVICE_UNAVAILABLE: tests/test_db.py.)
     url = make_url(backend.database_url)
     if url.get_backend_name() == "sqlite":
         broken = f"sqlite:///{tmp_path / 'never_migrated.db'}"
     else:
-        broken = url.set(database=f"{url.database}_absent").render_as_string(hide_password=False)
+        broken = url.set(database=f"{url.database}_never_migrated").render_as_string(
+            hide_password=False
+        )
+        _recreate_postgres_database(broken)
     app = create_app(backend.model_copy(update={"database_url": broken}))
     caplog.set_level(logging.ERROR, logger="trends_gql.errors")
     with serve(app) as base, httpx.Client(base_url=base, timeout=30) as client:
@@ -256,11 +267,14 @@ def test_an_unexpected_error_is_masked_for_the_client_and_logged(
             }
         ],
     }
-    for leak in ("Traceback", "SELECT", "FROM", "sqlite", "psycopg", "_absent", "never_migrated"):
+    if url.get_backend_name() != "sqlite":
+        _drop_postgres_database(broken)
+    for leak in ("Traceback", "SELECT", "FROM", "sqlite", "psycopg", "never_migrated"):
         assert leak not in response.text
     logged = [r for r in caplog.records if r.name == "trends_gql.errors" and r.exc_info]
     assert len(logged) == 1
-    assert isinstance(logged[0].exc_info[1], sa.exc.OperationalError)  # type: ignore[index]
+    # SQLite: OperationalError (no such table); PostgreSQL: ProgrammingError (UndefinedTable).
+    assert isinstance(logged[0].exc_info[1], sa.exc.DBAPIError)  # type: ignore[index]
 
 
 # SQL per request
@@ -270,7 +284,7 @@ def test_an_unexpected_error_is_masked_for_the_client_and_logged(
 def statements(app: Starlette, gql: GraphQL) -> Iterator[list[str]]:
     """SQL statements the served app executes from now on."""
     gql("{ megatrends { name } }")  # the engine has connected before we count
-    cache.invalidate(app.state.settings)  # and what that read kept does not answer for the test
+    generation.bump(app.state.settings)  # and what that read kept does not answer for the test
     seen: list[str] = []
 
     def record(*args: Any) -> None:

@@ -19,13 +19,13 @@ from conftest import (
     with_settings,
 )
 
-from jobs.sessions import prune_sessions
 from trends_gql.accounts import sessions, users
 from trends_gql.accounts.auth import SESSION_COOKIE
 from trends_gql.core.db import Database, utcnow
 from trends_gql.core.models import User, UserSession
 from trends_gql.core.pagination import decode_id
 from trends_gql.core.settings import Settings
+from trends_gql.jobs.sessions import prune_sessions
 from trends_gql.schema.caching import CACHE_HEADER
 
 ME = "{ me { email } }"
@@ -63,7 +63,7 @@ def me(client: httpx.Client) -> str | None:
 
 
 def stored_sessions(db: Database) -> list[UserSession]:
-    return db.call(lambda s: list(s.scalars(sa.select(UserSession).order_by(UserSession.id))))
+    return db.call_sync(lambda s: list(s.scalars(sa.select(UserSession).order_by(UserSession.id))))
 
 
 def test_the_cookie_holds_a_random_id_and_the_database_only_its_hash(
@@ -100,7 +100,7 @@ def test_a_copy_of_the_cookie_stops_working_when_the_password_changes(
     make_user(db, ANN, staff=True)
     login(web, ANN)
     with copy_of(web) as copy:
-        db.call(lambda s: users.set_password(s, ANN, "another long password"))
+        db.call_sync(lambda s: users.set_password(s, ANN, "another long password"))
         assert me(copy) is None
         assert code(post(copy, CREATE)) == "UNAUTHENTICATED"
     assert me(web) is None
@@ -112,9 +112,9 @@ def test_reactivating_an_account_does_not_revive_its_old_sessions(
     make_user(db, ANN, staff=True)
     login(web, ANN)
     with copy_of(web) as copy:
-        db.call(lambda s: users.set_active(s, ANN, False))
+        db.call_sync(lambda s: users.set_active(s, ANN, False))
         assert me(copy) is None
-        db.call(lambda s: users.set_active(s, ANN, True))
+        db.call_sync(lambda s: users.set_active(s, ANN, True))
         assert me(copy) is None
         assert code(post(copy, CREATE)) == "UNAUTHENTICATED"
     assert me(web) is None
@@ -283,17 +283,17 @@ def test_with_the_database_down_a_signed_in_request_gets_503(sqlite_settings: Se
 
 def test_the_prune_job_deletes_ended_sessions_only(job_env: Settings, db: Database) -> None:
     make_user(db, ANN)
-    user_id = db.call(users.require_user, ANN).id
+    user_id = db.call_sync(users.require_user, ANN).id
     now = utcnow()
 
     def opened(at: datetime, last_seen: datetime | None = None) -> str:
-        token, row = db.call(
+        token, row = db.call_sync(
             lambda s: sessions.open_session(
                 s, user_id, now=at, max_age=14 * DAY, client_address=None, user_agent=None
             )
         )
         if last_seen is not None:
-            db.call(lambda s: sessions.touch_session(s, row.id, last_seen))
+            db.call_sync(lambda s: sessions.touch_session(s, row.id, last_seen))
         return token
 
     live = opened(now - timedelta(days=1))

@@ -1,16 +1,17 @@
 """User accounts: the service's rules and hashing, and the user commands of the CLI."""
 
+import io
 import os
-import statistics
 import subprocess
 import sys
-import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pexpect
 import pytest
 import sqlalchemy as sa
+from argon2 import extract_parameters, profiles
 from conftest import PASSWORD, make_user
 
 from trends_gql.accounts import sessions, users
@@ -25,7 +26,7 @@ TRENDS = str(Path(sys.executable).with_name("trends"))
 
 def stored(db: Database, email: str) -> User:
     """The user as stored."""
-    user = db.call(users.get_user_by_email, email)
+    user = db.call_sync(users.get_user_by_email, email)
     assert user is not None
     return user
 
@@ -71,13 +72,13 @@ def test_malformed_emails_are_refused(db: Database, email: str) -> None:
 )
 def test_weak_passwords_are_refused(db: Database, email: str, password: str, message: str) -> None:
     with pytest.raises(BadUserInput, match=message):
-        db.call(lambda s: users.create_user(s, email, password))
-    assert db.call(users.list_users) == []
+        db.call_sync(lambda s: users.create_user(s, email, password))
+    assert db.call_sync(users.list_users) == []
 
 
 def test_authenticate_accepts_the_password_and_records_the_login(db: Database) -> None:
     make_user(db, "ann@example.org")
-    user = db.call(users.authenticate, "ANN@example.org", PASSWORD)
+    user = db.call_sync(users.authenticate, "ANN@example.org", PASSWORD)
     assert user is not None
     assert stored(db, "ann@example.org").last_login is not None
 
@@ -88,36 +89,72 @@ def test_authenticate_accepts_the_password_and_records_the_login(db: Database) -
 )
 def test_authenticate_refuses_wrong_credentials(db: Database, email: str, password: str) -> None:
     make_user(db, "ann@example.org")
-    assert db.call(users.authenticate, email, password) is None
+    assert db.call_sync(users.authenticate, email, password) is None
 
 
 def test_an_inactive_user_cannot_authenticate(db: Database) -> None:
     make_user(db, "ann@example.org")
-    db.call(users.set_active, "ann@example.org", False)
-    assert db.call(users.authenticate, "ann@example.org", PASSWORD) is None
+    db.call_sync(users.set_active, "ann@example.org", False)
+    assert db.call_sync(users.authenticate, "ann@example.org", PASSWORD) is None
 
 
-def test_unknown_email_takes_as_long_as_a_wrong_password(db: Database) -> None:
-    make_user(db, "ann@example.org")
+def test_only_a_test_environment_hashes_with_cheap_parameters() -> None:
+    assert profiles.RFC_9106_LOW_MEMORY.memory_cost == 65536  # 64 MiB, as the README says
+    for env in ("development", "production"):
+        hasher = users.password_hasher(env)
+        assert extract_parameters(hasher.hash(PASSWORD)) == profiles.RFC_9106_LOW_MEMORY
+    assert extract_parameters(users.password_hasher("test").hash(PASSWORD)) == profiles.CHEAPEST
 
-    def median(email: str) -> float:
-        times = []
-        for _ in range(5):
-            started = time.perf_counter()
-            db.call(users.authenticate, email, "wrong password")
-            times.append(time.perf_counter() - started)
-        return statistics.median(times)
 
-    wrong, unknown = median("ann@example.org"), median("nobody@example.org")
+# Timed in a process of default settings: at the test environment's cost (microseconds), the
+# database lookup hides whether an unknown email skips the hash.
+TIMING = """
+import statistics, sys, time
+from trends_gql.accounts import users
+from trends_gql.core.db import Database
+url, email, password = sys.argv[1:]
+db = Database(url)
+user = db.call_sync(users.create_user, email, password)
+wrong, unknown = [], []
+for _ in range(5):  # interleaved, so that the machine's load weighs on both alike
+    for who, times in ((email, wrong), ("nobody@example.org", unknown)):
+        started = time.perf_counter()
+        assert db.call_sync(users.authenticate, who, "wrong password") is None
+        times.append(time.perf_counter() - started)
+print(user.password_hash.rsplit("$", 2)[0], statistics.median(unknown) / statistics.median(wrong))
+"""
+
+
+def test_unknown_email_takes_as_long_as_a_wrong_password_with_production_parameters(
+    sqlite_settings: Settings,
+) -> None:
+    email = f"timing-{uuid.uuid4().hex[:8]}@example.org"
+    env = {k: v for k, v in os.environ.items() if k != "TRENDS_ENV"}
+    result = subprocess.run(
+        [sys.executable, "-c", TIMING, sqlite_settings.database_url, email, PASSWORD],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    db = Database(sqlite_settings.database_url)
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(sa.delete(User).where(User.email == email))
+    finally:
+        db.dispose()
+    assert result.returncode == 0, result.stderr
+    parameters, ratio = result.stdout.split()
+    assert parameters == "$argon2id$v=19$m=65536,t=3,p=4"
     # Without the dummy hash an unknown email answers hundreds of times faster.
-    assert 0.5 < unknown / wrong < 2, (unknown, wrong)
+    assert 0.33 < float(ratio) < 3, ratio
 
 
 def open_sessions(db: Database, email: str, count: int) -> None:
     """Open `count` sessions of the user through the sessions service."""
     user_id = stored(db, email).id
     for _ in range(count):
-        db.call(
+        db.call_sync(
             lambda s: sessions.open_session(
                 s, user_id, now=utcnow(), max_age=3600, client_address=None, user_agent=None
             )
@@ -140,8 +177,8 @@ def test_a_new_password_ends_the_users_sessions_only(db: Database) -> None:
     make_user(db, "bob@example.org")
     open_sessions(db, "ann@example.org", 2)
     open_sessions(db, "bob@example.org", 1)
-    db.call(users.set_password, "ann@example.org", "another long password")
-    assert db.call(users.authenticate, "ann@example.org", "another long password") is not None
+    db.call_sync(users.set_password, "ann@example.org", "another long password")
+    assert db.call_sync(users.authenticate, "ann@example.org", "another long password") is not None
     assert session_count(db) == {"bob@example.org": 1}
 
 
@@ -149,7 +186,7 @@ def test_a_new_password_ends_the_users_sessions_only(db: Database) -> None:
 def test_activating_or_deactivating_ends_the_users_sessions(db: Database, active: bool) -> None:
     make_user(db, "ann@example.org")
     open_sessions(db, "ann@example.org", 2)
-    db.call(users.set_active, "ann@example.org", active)
+    db.call_sync(users.set_active, "ann@example.org", active)
     assert session_count(db) == {}
 
 
@@ -157,13 +194,13 @@ def test_a_refused_password_keeps_the_sessions(db: Database) -> None:
     make_user(db, "ann@example.org")
     open_sessions(db, "ann@example.org", 1)
     with pytest.raises(BadUserInput):
-        db.call(users.set_password, "ann@example.org", "short")
+        db.call_sync(users.set_password, "ann@example.org", "short")
     assert session_count(db) == {"ann@example.org": 1}
 
 
 def test_set_password_of_an_unknown_user_is_not_found(db: Database) -> None:
     with pytest.raises(NotFound):
-        db.call(users.set_password, "nobody@example.org", "long enough password")
+        db.call_sync(users.set_password, "nobody@example.org", "long enough password")
 
 
 @pytest.fixture
@@ -195,7 +232,7 @@ def test_create_user_reads_the_password_from_stdin(db: Database, cli_env: dict[s
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "created ann@example.org (staff)\n"
-    assert db.call(users.authenticate, "ann@example.org", PASSWORD).is_staff
+    assert db.call_sync(users.authenticate, "ann@example.org", PASSWORD).is_staff
 
 
 def test_create_user_prompts_twice_for_the_password(db: Database, cli_env: dict[str, str]) -> None:
@@ -229,7 +266,7 @@ def test_create_user_refuses_two_different_passwords(db: Database, cli_env: dict
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 1
-    assert db.call(users.list_users) == []
+    assert db.call_sync(users.list_users) == []
 
 
 @pytest.mark.parametrize(
@@ -243,13 +280,20 @@ def test_create_user_refuses_two_different_passwords(db: Database, cli_env: dict
     ],
 )
 def test_user_commands_refuse_bad_input_with_a_message(
-    db: Database, cli_env: dict[str, str], args: list[str], stdin: str, message: str
+    db: Database,
+    cli_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    stdin: str,
+    message: str,
 ) -> None:
-    result = run(cli_env, *args, stdin=stdin)
-    assert result.returncode == 1
-    assert result.stderr.startswith("error: ")
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))  # in this process: the input is the test
+    assert main(args) == 1
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("error: ")
+    assert message in stderr
+    assert "Traceback" not in stderr
 
 
 def test_set_password_deactivate_and_list_users(
@@ -265,7 +309,7 @@ def test_set_password_deactivate_and_list_users(
         stdin="a brand new password\n",
     )
     assert result.returncode == 0, result.stderr
-    assert db.call(users.authenticate, "ann@example.org", "a brand new password") is not None
+    assert db.call_sync(users.authenticate, "ann@example.org", "a brand new password") is not None
     assert main(["deactivate-user", "bob@example.org"]) == 0
     assert main(["list-users"]) == 0
     lines = capsys.readouterr().out.splitlines()

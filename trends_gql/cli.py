@@ -1,12 +1,14 @@
 """The `trends` command line."""
 
 import argparse
+import gc
 import getpass
 import logging
 import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,20 +16,25 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from trends_gql.accounts import sessions, users
-from trends_gql.cache import store as cache
-from trends_gql.core.db import Database, utcnow
+from trends_gql.core.db import open_database, utcnow
 from trends_gql.core.errors import BadUserInput, NotFound, TrendsError
+from trends_gql.core.models import stored_id
 from trends_gql.core.settings import Settings, get_settings
 from trends_gql.exports import backups
+from trends_gql.exports import runs as export_runs
+from trends_gql.exports.files import export_trends
 from trends_gql.imports import intake
-from trends_gql.imports.ingest import ImportReport, export_trends
+from trends_gql.imports import runs as import_runs
+from trends_gql.imports.ingest import ImportReport
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from starlette.applications import Starlette
 
 log = logging.getLogger("trends_gql.cli")
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# The repository's migrations/ folder, shipped as this package (alembic.ini names it too).
+MIGRATIONS = "trends_gql.migrations"
 
 
 def alembic_config(settings: Settings) -> "Config":
@@ -35,7 +42,7 @@ def alembic_config(settings: Settings) -> "Config":
     from alembic.config import Config  # imported here: it doubles the start-up time of the CLI
 
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("script_location", str(resources.files(MIGRATIONS)))
     config.attributes["database_url"] = settings.database_url
     return config
 
@@ -66,18 +73,16 @@ def _print_report(report: ImportReport, shown: int, seconds: float) -> None:
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    db = Database(settings.database_url)
     started = time.perf_counter()
     try:
-        run, report = intake.import_now(db, settings, args.file, args.dry_run)
+        with open_database(settings) as db:
+            run, report = intake.import_now(db, settings, args.file, args.dry_run)
     except FileNotFoundError:
         print(f"error: no such file: {args.file}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    finally:
-        db.dispose()
     if report is None:
         print(f"error: {args.file}: {run.message}", file=sys.stderr)
         return 1
@@ -90,29 +95,31 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    from trends_gql.processes import run_all
+    from trends_gql.processes import PrivateRedisError, run_all
 
-    return run_all(settings, args.host, args.port, force_private_redis=args.private_redis)
+    try:
+        return run_all(settings, args.host, args.port, force_private_redis=args.private_redis)
+    except PrivateRedisError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from trends_gql.core.queue import run_worker, wait_for_redis
 
     wait_for_redis(settings)
-    db = Database(settings.database_url)
-    try:
+    with open_database(settings) as db:
         # Runs whose worker died (killed, machine lost) end now rather than at the next scan.
-        for run in intake.sweep(db, settings):
+        for run in import_runs.sweep_import_runs(db, settings):
             print(f"import run {run.id} ({run.file_name}) failed: {run.message}", file=sys.stderr)
-    finally:
-        db.dispose()
+        export_runs.sweep_export_runs(db, settings)
     run_worker(settings, burst=args.burst, name=args.name)
     return 0
 
 
 def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
-    from jobs.schedule import run_scheduler
     from trends_gql.core.queue import wait_for_redis
+    from trends_gql.jobs.schedule import run_scheduler
 
     wait_for_redis(settings)
     run_scheduler(settings, burst=args.burst)
@@ -120,38 +127,33 @@ def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    db = Database(settings.database_url)
     try:
-        with db.session() as session:
-            count = export_trends(session, args.file, args.format)
+        with open_database(settings) as db:
+            count = db.call_sync(export_trends, args.file, args.format)
     except OSError as exc:
         print(f"error: cannot write {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    finally:
-        db.dispose()
     print(f"{args.file}: {count} trends written ({args.format})")
     return 0
 
 
 def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
-    db = Database(settings.database_url)
     try:
-        path = db.call(backups.create_backup, settings)
+        with open_database(settings) as db:
+            path = db.call_sync(backups.create_backup, settings)
     except OSError as exc:
         folder = settings.backup_dir
         print(f"error: cannot write to {folder}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    finally:
-        db.dispose()
     backups.prune_backups(settings)
     print(path)
     return 0
 
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
-    db = Database(settings.database_url)
     try:
-        count = db.call(backups.restore_backup, args.file)
+        with open_database(settings) as db:
+            count = db.call_sync(backups.restore_backup, args.file)
     except FileNotFoundError:
         print(f"error: no such file: {args.file}", file=sys.stderr)
         return 2
@@ -162,9 +164,6 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: cannot restore {args.file}: {exc}", file=sys.stderr)
         print("nothing was restored", file=sys.stderr)
         return 1
-    finally:
-        db.dispose()
-    cache.invalidate(settings)
     print(f"{args.file}: {count} trends restored")
     return 0
 
@@ -182,15 +181,12 @@ def _with_users(action: Callable[[Session, argparse.Namespace], str]) -> Callabl
     """A subcommand that runs `action` in a session and prints what it returns."""
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
-        db = Database(settings.database_url)
         try:
-            with db.session() as session:
+            with open_database(settings) as db, db.session() as session:
                 print(action(session, args))
         except TrendsError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        finally:
-            db.dispose()
         return 0
 
     return run
@@ -237,20 +233,20 @@ def _when(moment: datetime) -> str:
 
 
 def _list_sessions(session: Session, args: argparse.Namespace) -> str:
-    user = users.require_user(session, args.email)
+    user_id = stored_id(users.require_user(session, args.email))
     idle = get_settings().session_idle_seconds
     rows = [
         f"{row.token_hash.hex()[:8]}\t{_when(row.created_at)}\t{_when(row.last_seen_at)}"
         f"\t{_when(sessions.idle_end(row, idle))}\t{row.client_address or ''}"
         f"\t{row.user_agent or ''}"
-        for row in sessions.list_user_sessions(session, user.id, now=utcnow(), idle_seconds=idle)
+        for row in sessions.list_user_sessions(session, user_id, now=utcnow(), idle_seconds=idle)
     ]
     return "\n".join(["id\tcreated\tlast seen\texpires\taddress\tuser agent", *rows])
 
 
 def _end_sessions(session: Session, args: argparse.Namespace) -> str:
     user = users.require_user(session, args.email)
-    ended = sessions.end_user_sessions(session, user.id)
+    ended = sessions.end_user_sessions(session, stored_id(user))
     return f"{ended} session{'' if ended == 1 else 's'} of {user.email} ended"
 
 
@@ -260,18 +256,60 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def server_app() -> "Starlette":
+    """The app of a server process (uvicorn's factory): built, then frozen for the collector."""
+    from trends_gql.web.app import create_app
+
+    app = create_app()
+    # What start-up built lives as long as the process: out of the collector's way, so that
+    # full collections under load walk only what requests allocate (shorter pauses). Here, in
+    # the server process only: an app built elsewhere (a test's) must not freeze its host.
+    gc.collect()
+    gc.freeze()
+    return app
+
+
+def metrics_folder(workers: int) -> Path | None:
+    """Prepare prometheus_client's multiprocess folder, inherited by the server processes.
+
+    PROMETHEUS_MULTIPROC_DIR when set, emptied of an earlier run's figures; otherwise, for
+    several workers, a new temporary folder. Returns the folder made here, to remove at exit.
+    """
+    import os
+    import tempfile
+
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for old in Path(given).glob("*.db"):
+            old.unlink()
+        return None
+    if workers < 2:
+        return None  # one process counts in memory
+    made = Path(tempfile.mkdtemp(prefix="trends-metrics-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(made)  # before any worker imports the library
+    return made
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import shutil
+
     import uvicorn
 
-    uvicorn.run(
-        "trends_gql.web.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        reload=args.reload,
-        log_level=settings.log_level.lower(),
-    )
+    made = metrics_folder(args.workers)
+    try:
+        uvicorn.run(
+            "trends_gql.cli:server_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            reload=args.reload,
+            log_level=settings.log_level.lower(),
+        )
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
     return 0
 
 
@@ -369,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    return args.func(args, settings)
+    status: int = args.func(args, settings)  # the subcommand's handler (argparse: Any)
+    return status
 
 
 if __name__ == "__main__":

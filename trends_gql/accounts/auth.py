@@ -1,11 +1,16 @@
-"""Cookie sessions stored server-side, the login throttle and the staff permission."""
+"""Who a request is and what they may do: session cookies, login and logout, the staff check.
+
+The one place for identity, as Starlette's authentication.py: `current_user` answers who is
+asking, `require_staff` whether they may do what only staff may (for GraphQL through IsStaff,
+for plain routes directly), `is_staff` the same without refusing.
+"""
 
 import logging
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http.cookies import SimpleCookie
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from starlette.datastructures import Headers, MutableHeaders
@@ -17,6 +22,7 @@ from strawberry.types import Info
 from trends_gql.accounts import sessions
 from trends_gql.accounts.sessions import RequestSession, request_session
 from trends_gql.accounts.users import authenticate, normalise_email
+from trends_gql.core import instruments
 from trends_gql.core.db import Database
 from trends_gql.core.errors import (
     BadUserInput,
@@ -26,11 +32,9 @@ from trends_gql.core.errors import (
     Unauthenticated,
     error_response,
 )
-from trends_gql.core.models import User
+from trends_gql.core.models import User, stored_id
+from trends_gql.core.ratelimit import RateLimiter
 from trends_gql.core.settings import Settings
-
-if TYPE_CHECKING:
-    from trends_gql.schema.context import Context
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +52,25 @@ def clock_time(clock: Callable[[], float]) -> datetime:
     return datetime.fromtimestamp(clock(), UTC)
 
 
-async def current_user(request: HTTPConnection, db: Database) -> User | None:
+def current_user(request: HTTPConnection) -> User | None:
     """The user of the request's session, as SessionCookies found it before the request ran."""
     return request_session(request.scope).user
+
+
+def is_staff(request: HTTPConnection) -> bool:
+    """Whether the request is signed in as an active staff member."""
+    user = current_user(request)
+    return user is not None and user.is_staff
+
+
+def require_staff(request: HTTPConnection, action: str) -> User:
+    """The request's user, who is active staff; Unauthenticated or Forbidden naming `action`."""
+    user = current_user(request)
+    if user is None:
+        raise Unauthenticated(f"sign in as staff to {action}")
+    if not user.is_staff:
+        raise Forbidden(f"only staff may {action}")
+    return user
 
 
 def client_address(request: HTTPConnection) -> str:
@@ -58,10 +78,16 @@ def client_address(request: HTTPConnection) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def login(ctx: "Context", email: str, password: str) -> User:
+async def login(
+    request: HTTPConnection,
+    db: Database,
+    settings: Settings,
+    limiter: RateLimiter,
+    clock: Callable[[], float],
+    email: str,
+    password: str,
+) -> User:
     """Check credentials under the brute-force limits and open a session for the user."""
-    settings, request = ctx.settings, ctx.request
-    limiter = request.app.state.limiter
     window = settings.login_window_seconds
     try:
         key = normalise_email(email)
@@ -78,25 +104,29 @@ async def login(ctx: "Context", email: str, password: str) -> User:
     attempt = await limiter.reserve(limits, window)
     if attempt.unavailable:
         log.warning("login refused for %s from %s: Redis does not answer", key, address)
+        instruments.LOGINS.labels("limits_unavailable").inc()
         raise ServiceUnavailable(LIMITS_UNAVAILABLE, retryAfter=math.ceil(attempt.retry_after))
     if not attempt.allowed:
         log.warning("login refused for %s from %s: too many attempts", key, address)
         message = TOO_MANY_AT_ONCE if attempt.in_flight else TOO_MANY_FAILURES
+        reason = "too_many_at_once" if attempt.in_flight else "too_many_failures"
+        instruments.LOGINS.labels(reason).inc()
         raise TooManyRequests(message, retry_after=attempt.retry_after)
     user = None
     try:
-        user = await ctx.db.run(authenticate, email, password)
+        user = await db.run(authenticate, email, password)
     finally:
         await limiter.settle(attempt, failed=user is None)
     if user is None:
         log.info("failed login for %s from %s", key, address)
+        instruments.LOGINS.labels("invalid_credentials").inc()
         raise Unauthenticated(INVALID_CREDENTIALS)
     state = request_session(request.scope)
-    token, row = await ctx.db.run(
+    token, row = await db.run(
         lambda s: sessions.open_session(
             s,
-            user.id,
-            now=clock_time(request.app.state.clock),
+            stored_id(user),
+            now=clock_time(clock),
             max_age=settings.session_max_age,
             client_address=address,
             user_agent=request.headers.get("user-agent"),
@@ -105,14 +135,15 @@ async def login(ctx: "Context", email: str, password: str) -> User:
     )
     state.sign_in(token, row, user)
     log.info("login of %s from %s", user.email, address)
+    instruments.LOGINS.labels("ok").inc()
     return user
 
 
-async def logout(ctx: "Context") -> None:
+async def logout(request: HTTPConnection, db: Database) -> None:
     """End the request's session: its row is deleted, so no copy of the cookie works again."""
-    state = request_session(ctx.request.scope)
+    state = request_session(request.scope)
     if state.token:
-        await ctx.db.run(sessions.end_session, state.token)
+        await db.run(sessions.end_session, state.token)
     state.sign_out()
 
 
@@ -120,11 +151,7 @@ class IsStaff(BasePermission):
     """Signed in as an active staff member; UNAUTHENTICATED or FORBIDDEN otherwise."""
 
     async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        user = await info.context.user()
-        if user is None:
-            raise Unauthenticated("sign in as staff to do this")
-        if not user.is_staff:
-            raise Forbidden("only staff may do this")
+        require_staff(info.context.request, "do this")
         return True
 
 
@@ -160,7 +187,7 @@ class SessionCookies:
         if token is not None and scope["path"] not in self.skip_paths:
             try:
                 await self._resolve(state, token)
-            except sa.exc.SQLAlchemyError as exc:
+            except (sa.exc.SQLAlchemyError, ServiceUnavailable) as exc:
                 log.warning("session lookup failed, database unavailable: %s", exc)
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1011})

@@ -4,12 +4,14 @@ import hashlib
 import logging
 import re
 import secrets
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeGuard
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from trends_gql.core.models import SESSION_ADDRESS_MAX, SESSION_AGENT_MAX, User, UserSession
 
@@ -55,7 +57,7 @@ def open_session(
 ) -> tuple[str, UserSession]:
     """Store a new session of the user: its id and row; the `replacing` session ends."""
     if is_token(replacing):
-        session.execute(_delete().where(UserSession.token_hash == hash_token(replacing)))
+        session.execute(_delete().where(col(UserSession.token_hash) == hash_token(replacing)))
     token = new_token()
     row = UserSession(
         token_hash=hash_token(token),
@@ -77,8 +79,8 @@ def find_session(
     """The session with this id and its active user; (row, None) when it has ended; (None, None)."""
     found = session.execute(
         sa.select(UserSession, User)
-        .join(User, User.id == UserSession.user_id)  # type: ignore[arg-type]
-        .where(UserSession.token_hash == hash_token(token))
+        .join(User, col(User.id) == col(UserSession.user_id))
+        .where(col(UserSession.token_hash) == hash_token(token))
     ).first()
     if found is None:
         return None, None
@@ -92,7 +94,10 @@ def touch_session(session: Session, session_id: int, now: datetime) -> None:
     """Record that the session was used now, unless that was recorded less than a minute ago."""
     session.execute(
         sa.update(UserSession)
-        .where(UserSession.id == session_id, UserSession.last_seen_at <= now - TOUCH_INTERVAL)
+        .where(
+            col(UserSession.id) == session_id,
+            col(UserSession.last_seen_at) <= now - TOUCH_INTERVAL,
+        )
         .values(last_seen_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -103,16 +108,16 @@ def end_session(session: Session, token: str) -> bool:
     """Delete the session with this id; whether there was one."""
     if not is_token(token):
         return False
-    result = session.execute(_delete().where(UserSession.token_hash == hash_token(token)))
+    result = session.execute(_delete().where(col(UserSession.token_hash) == hash_token(token)))
     session.commit()
     return bool(_count(result))
 
 
 def end_user_sessions(session: Session, user_id: int, *, keep: int | None = None) -> int:
     """Delete every session of the user (but `keep`) and commit, with the caller's changes."""
-    stmt = _delete().where(UserSession.user_id == user_id)
+    stmt = _delete().where(col(UserSession.user_id) == user_id)
     if keep is not None:
-        stmt = stmt.where(UserSession.id != keep)
+        stmt = stmt.where(col(UserSession.id) != keep)
     ended = _count(session.execute(stmt))
     session.commit()
     if ended:
@@ -126,8 +131,8 @@ def list_user_sessions(
     """The user's live sessions, most recently used first."""
     rows = session.scalars(
         sa.select(UserSession)
-        .where(UserSession.user_id == user_id, UserSession.expires_at > now)
-        .order_by(UserSession.last_seen_at.desc(), UserSession.id.desc())  # type: ignore[union-attr]
+        .where(col(UserSession.user_id) == user_id, col(UserSession.expires_at) > now)
+        .order_by(col(UserSession.last_seen_at).desc(), col(UserSession.id).desc())
     )
     return [row for row in rows if now < idle_end(row, idle_seconds)]
 
@@ -137,7 +142,7 @@ def prune_sessions(session: Session, *, now: datetime, idle_seconds: int) -> int
     idle_since = now - timedelta(seconds=idle_seconds)
     result = session.execute(
         _delete().where(
-            sa.or_(UserSession.expires_at <= now, UserSession.last_seen_at <= idle_since)
+            sa.or_(col(UserSession.expires_at) <= now, col(UserSession.last_seen_at) <= idle_since)
         )
     )
     session.commit()
@@ -173,9 +178,9 @@ class RequestSession:
         self.token, self.issued, self.user, self.row, self.changed = None, None, None, None, True
 
 
-def request_session(scope: Any) -> RequestSession:
+def request_session(scope: MutableMapping[str, Any]) -> RequestSession:
     """The request's session state (anonymous when the session middleware did not run)."""
-    state = scope.get(SCOPE_KEY)
+    state: RequestSession | None = scope.get(SCOPE_KEY)
     if state is None:
         state = scope[SCOPE_KEY] = RequestSession()
-    return state  # type: ignore[no-any-return]
+    return state

@@ -1,8 +1,9 @@
 """A Redis cache (aiocache) of responses and resolver results: generation-keyed, stampede-safe.
 
-Every key holds the current generation, a number each committed write bumps, so the next read
-after a write misses in every process; and the identity of the database and of the code, so
-that another database or another release sharing the Redis never reads an entry of this one.
+Every key holds the current generation (core/generation.py), a number each committed write to
+trends bumps, so the next read after a write misses in every process; and the identity of the
+database and of the code, so that another database or another release sharing the Redis never
+reads an entry of this one.
 Redis slow or down only turns hits into misses: each operation has a short timeout, and after
 a failure the cache is skipped for a while.
 """
@@ -29,31 +30,16 @@ from aiocache.serializers import BaseSerializer
 from sqlalchemy.engine import make_url
 
 from trends_gql.cache.memory import MemoryCache
+from trends_gql.core import generation as data_generation
 from trends_gql.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
-GENERATION = "generation"  # aiocache stores it as "<namespace>:generation"
 T = TypeVar("T")
 FAILURES_BEFORE_PAUSE = 3
 # After timeouts, how long Redis may take to answer a PING and still count as up (a busy host).
 PROBE_TIMEOUT = 1.0
 
-# A generation key that is missing (Redis restarted empty, failed over, evicted it) starts again
-# from a random number in a range of 2**62, never from 0: a number issued before the loss, whose
-# entries may still be in a server's memory, is practically never issued again.
-_GENERATION_START = (1 << 40, 1 << 62)
-# Both return the generation as a string: Lua numbers are doubles and would round it.
-_CURRENT = """
-local value = redis.call('GET', KEYS[1])
-if value then return value end
-redis.call('SET', KEYS[1], ARGV[1])
-return ARGV[1]
-"""
-_BUMP = """
-if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
-return tostring(redis.call('INCR', KEYS[1]))
-"""
 # A miss holds its key's lock this long at most: concurrent misses of the key, in any process,
 # wait for its answer that long (then compute it themselves), and a process that died while
 # computing holds no one up longer. Reads are bounded by DB_STATEMENT_TIMEOUT_MS (5 s) anyway.
@@ -65,11 +51,6 @@ return 0
 """
 # Libraries whose objects are pickled in resolver entries, or shape the answers.
 _SHAPING_DISTRIBUTIONS = ("sqlalchemy", "strawberry-graphql", "graphql-core")
-
-
-def _random_start() -> str:
-    low, high = _GENERATION_START
-    return str(low + secrets.randbelow(high - low))
 
 
 @cache
@@ -98,7 +79,7 @@ def scope_of(settings: Settings) -> str:
     return hashlib.sha256(parts.encode()).hexdigest()[:16]
 
 
-class _Bytes(BaseSerializer):
+class _Bytes(BaseSerializer):  # type: ignore[misc]  # aiocache has no type hints: Any
     DEFAULT_ENCODING = None
 
     def dumps(self, value: bytes) -> bytes:
@@ -135,26 +116,7 @@ def normalize(value: Any) -> Any:
     raise TypeError(f"no cache key for a {type(value).__name__}")
 
 
-def invalidate(settings: Settings) -> bool:
-    """Bump the generation after a committed write; False (logged) when Redis is unreachable."""
-    if settings.cache_ttl <= 0:
-        return True
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
-    try:
-        client.eval(_BUMP, 1, f"{settings.cache_namespace}:{GENERATION}", _random_start())
-        return True
-    except redis.RedisError as exc:
-        log.error(
-            "cache not invalidated after a write (Redis: %s): stale for up to %d s",
-            exc,
-            settings.cache_ttl,
-        )
-        return False
-    finally:
-        client.close()
-
-
-class ResponseCache:
+class Cache:
     """Whole GraphQL responses, and root resolvers' results, under the current generation."""
 
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
@@ -236,10 +198,13 @@ class ResponseCache:
         """The current generation, or None when the cache cannot be used now."""
         if not self.enabled or self.skipping():
             return None
-        name = f"{self.namespace}:{GENERATION}"  # aiocache's key for GENERATION
+        name = f"{self.namespace}:{data_generation.NAME}"  # aiocache's key for NAME
         try:
             value = await asyncio.wait_for(
-                self.backend.client.eval(_CURRENT, 1, name, _random_start()), self.timeout
+                self.backend.client.eval(
+                    data_generation.CURRENT, 1, name, data_generation.random_start()
+                ),
+                self.timeout,
             )
         except Exception as exc:  # unknown, so no key is safe: a stale entry may match
             self._fail(exc)

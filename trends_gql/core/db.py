@@ -1,4 +1,9 @@
-"""Database engine and sessions for SQLite (embedded default) and PostgreSQL."""
+"""Database engine and sessions for SQLite (embedded default) and PostgreSQL.
+
+A Database knows which tables each transaction wrote and tells its commit hook after the
+commit: the database of the settings (`Database.of`, `open_database`) bumps the cache's data
+generation after every committed write to trends, whatever service made it.
+"""
 
 import logging
 from collections.abc import Callable, Iterator
@@ -12,13 +17,18 @@ import psycopg
 import psycopg.errors
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
 
+from trends_gql.core import generation
 from trends_gql.core.errors import QueryTimeout, ServiceUnavailable
+from trends_gql.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+CommitHook = Callable[[frozenset[str]], None]
+_WRITTEN = "trends_written_tables"  # in Session.info: the tables the open transaction wrote
+TREND = "trend"  # the table whose writes change what the caches answer
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -97,21 +107,82 @@ def _cancelled(exc: sa.exc.OperationalError) -> bool:
     return isinstance(exc.orig, psycopg.errors.QueryCanceled)
 
 
-class Database:
-    """An engine and its session factory, shared by one process."""
+def mark_written(session: Session, table: str) -> None:
+    """Record that the session's transaction wrote to `table` behind SQLAlchemy's back.
 
-    def __init__(self, url: str, pool_size: int = 10, statement_timeout_ms: int = 0) -> None:
+    Statements run through the session, and flushed objects, are recorded by themselves; only
+    writes through the raw driver connection (COPY, executemany) need saying.
+    """
+    session.info.setdefault(_WRITTEN, set()).add(table)
+
+
+def _record_statement(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        table = getattr(state.statement, "table", None)
+        mark_written(state.session, getattr(table, "name", "") or "?")
+
+
+def _record_flush(session: Session, _context: Any) -> None:
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        mark_written(session, sa.inspect(obj).mapper.local_table.name)
+
+
+def _forget_writes(session: Session, previous: SessionTransaction) -> None:
+    if not previous.nested:  # the whole transaction is gone, and what it wrote with it
+        session.info.pop(_WRITTEN, None)
+
+
+class Database:
+    """An engine and its session factory, shared by one process.
+
+    After each commit of a transaction that wrote, `on_commit` gets the names of the tables it
+    wrote, in the committing thread (a worker thread when called through `run`).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        pool_size: int = 10,
+        statement_timeout_ms: int = 0,
+        on_commit: CommitHook | None = None,
+    ) -> None:
         self.engine = create_db_engine(url, pool_size, statement_timeout_ms)
         self.statement_timeout_ms = statement_timeout_ms if self.dialect == "postgresql" else 0
         # At most one thread per pooled connection: the others queue here, not in the pool.
         self.threads = anyio.CapacityLimiter(pool_size)
+        self.on_commit = on_commit
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        sa.event.listen(self.sessions, "do_orm_execute", _record_statement)
+        sa.event.listen(self.sessions, "after_flush", _record_flush)
+        sa.event.listen(self.sessions, "after_commit", self._committed)
+        sa.event.listen(self.sessions, "after_soft_rollback", _forget_writes)
         # Reads need no transaction: without one a read costs one round trip instead of three
         # (BEGIN, the query, ROLLBACK). Each statement sees what was committed when it started,
         # as it would in a READ COMMITTED transaction.
         self.read_sessions = sessionmaker(
             self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
+
+    @classmethod
+    def of(
+        cls, settings: Settings, *, pool_size: int = 10, statement_timeout_ms: int = 0
+    ) -> "Database":
+        """The settings' database; a committed write to trends bumps the cache generation."""
+
+        def invalidate(tables: frozenset[str]) -> None:
+            if TREND in tables:
+                generation.bump(settings)
+
+        return cls(settings.database_url, pool_size, statement_timeout_ms, on_commit=invalidate)
+
+    def _committed(self, session: Session) -> None:
+        tables = session.info.pop(_WRITTEN, None)
+        if not tables or self.on_commit is None:
+            return
+        try:
+            self.on_commit(frozenset(tables))
+        except Exception:  # the commit stands whatever its hook does
+            log.exception("after the commit of a write to %s", ", ".join(sorted(tables)))
 
     @property
     def dialect(self) -> str:
@@ -123,14 +194,14 @@ class Database:
         with self.sessions() as session:
             yield session
 
-    def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn(session, *args)` in a new session; QueryTimeout when a statement ran too long."""
+    def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(session, *args)` here, blocking this thread; QueryTimeout if a statement ran long."""
         with self._timeouts(), self.session() as session:
             return fn(session, *args)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(session, *args)` in a worker thread, off the event loop."""
-        return await anyio.to_thread.run_sync(self.call, fn, *args, limiter=self.threads)
+        return await anyio.to_thread.run_sync(self.call_sync, fn, *args, limiter=self.threads)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run the read-only `fn(session, *args)` in a worker thread, outside any transaction."""
@@ -172,3 +243,13 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def open_database(settings: Settings) -> Iterator[Database]:
+    """The settings' database for one job or command (no statement timeout), disposed after."""
+    db = Database.of(settings)
+    try:
+        yield db
+    finally:
+        db.dispose()

@@ -2,7 +2,7 @@
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -48,6 +48,24 @@ SEARCH_COLUMNS = (
 MEGATREND_MAX = 150
 MACROTREND_MAX = 200
 COUNT_MAX = 2**31 - 1
+
+
+class _Keyed(Protocol):
+    id: int | None
+
+
+def stored_id(row: _Keyed) -> int:
+    """The id of a row that has been stored (a table model's id is None only until then)."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has not been stored: it has no id")
+    return row.id
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core table of a table model (SQLModel does not declare __table__ to type checkers)."""
+    table = sa.inspect(model).local_table
+    assert isinstance(table, sa.Table), f"{model.__name__} is not a table model"
+    return table
 
 
 def _enum(cls: type[enum.Enum], name: str) -> sa.Enum:
@@ -110,7 +128,7 @@ class Trend(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
-TREND_TABLE: sa.Table = Trend.__table__  # type: ignore[assignment]
+TREND_TABLE = table_of(Trend)
 
 
 class User(SQLModel, table=True):

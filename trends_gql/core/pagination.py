@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
 from trends_gql.core.errors import BadUserInput
+from trends_gql.core.models import table_of
 
-M = TypeVar("M")
+M = TypeVar("M", bound=SQLModel)
 
 # Integer columns (id and the counts) are 32-bit on PostgreSQL: beyond this range a value cannot
 # be ours, and binding it would fail in the database rather than as the client's mistake.
@@ -71,9 +72,7 @@ def _keyset_of(table: str, terms: list[tuple[str, bool]], pk: str) -> "Keyset":
 class Keyset:
     """An ordering (column, descending) plus the id tie-break, and cursors within it."""
 
-    def __init__(
-        self, columns: Sequence[tuple[sa.ColumnElement[Any], bool]], pk: sa.Column
-    ) -> None:
+    def __init__(self, columns: Sequence[tuple[sa.Column[Any], bool]], pk: sa.Column[Any]) -> None:
         self.pk = pk
         if not any(col is pk for col, _ in columns):
             columns = [*columns, (pk, False)]
@@ -178,7 +177,7 @@ class RecordPage(Generic[M]):
 
 def newest_first(session: Session, model: type[M], first: int, after: str | None) -> RecordPage[M]:
     """A page of a table's records, newest (highest id) first."""
-    pk = model.__table__.c.id  # type: ignore[attr-defined]
+    pk = table_of(model).c.id
     keyset = Keyset([(pk, True)], pk)
     stmt = sa.select(model, pk)
     if after is not None:

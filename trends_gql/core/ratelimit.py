@@ -236,7 +236,7 @@ class RateLimiter:
         now = self.clock()
         token = uuid.uuid4().hex
         ttl_ms = math.ceil(window * 1000)
-        args = [repr(float(now)), repr(float(now - window)), limit, token, ttl_ms]
+        args: list[str | int] = [repr(float(now)), repr(float(now - window)), limit, token, ttl_ms]
         reply = await self._redis_call(lambda: self._hit_script(keys=[self._key(key)], args=args))
         degraded = reply is None
         if reply is None:

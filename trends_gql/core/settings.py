@@ -1,5 +1,6 @@
 """Settings: one object, read once from the environment and an optional `.env`."""
 
+import ipaddress
 import logging
 import secrets
 from functools import cached_property, lru_cache
@@ -51,6 +52,9 @@ class Settings(BaseSettings):
     rate_limit_user: int = Field(default=600, ge=0)
     # Prefix of the limiter's Redis keys, so that deployments (or test runs) can share a Redis.
     rate_limit_namespace: str = "trends:rl"
+    # Seconds a limiter call may wait for Redis before the limits count per process (requests)
+    # or refuse (logins).
+    rate_limit_timeout: float = Field(default=0.25, gt=0)
     max_query_depth: int = Field(default=10, ge=1)
     max_query_tokens: int = Field(default=1000, ge=1)
     max_query_aliases: int = Field(default=15, ge=0)
@@ -77,12 +81,27 @@ class Settings(BaseSettings):
     # `make bench` only: GET /bench/fixed answers a constant JSON body of this many bytes.
     bench_route: bool = False
     bench_body_bytes: int = Field(default=0, ge=0)
+    # GET /metrics answers a bearer token or these client addresses (CIDR); with neither, nobody.
+    metrics_token: str | None = Field(default=None, repr=False, min_length=16)
+    metrics_allow: Annotated[list[str], NoDecode] = []
+    # Distinct operation names the request metrics label; later ones are counted as "other".
+    metrics_max_operations: int = Field(default=100, ge=0)
 
-    @field_validator("cors_origins", "cors_allow_headers", "queues", mode="before")
+    @field_validator("cors_origins", "cors_allow_headers", "queues", "metrics_allow", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [o.strip() for o in value.split(",") if o.strip()]
+        return value
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an address or a CIDR network") from None
         return value
 
     @field_validator("session_cookie_samesite", mode="before")

@@ -16,19 +16,6 @@ from trends_gql.core.models import (
     TechnologyReadinessLevel,
 )
 
-FIELDS: tuple[str, ...] = (
-    "megatrend",
-    "macrotrend",
-    "challenges_and_research_gaps",
-    "total_count_of_publications",
-    "total_count_of_patents",
-    "technology_readiness_level",
-    "impact_strength",
-    "steepl",
-    "relevant_industries",
-    "real_world_application_and_use_cases",
-)
-
 E = TypeVar("E", bound=enum.Enum)
 _INTEGER = re.compile(r"\+?\d+(?:\.0*)?")
 
@@ -128,6 +115,7 @@ _STEEPL_WORDS = {
     "legal": Steepl.L,
 }
 
+# The ten data fields of a trend, in their order (CSV columns, fingerprints), with their rules.
 CLEANERS: dict[str, Callable[[Any], Any]] = {
     "megatrend": _text(True, MEGATREND_MAX),
     "macrotrend": _text(True, MACROTREND_MAX),
@@ -140,6 +128,7 @@ CLEANERS: dict[str, Callable[[Any], Any]] = {
     "relevant_industries": _text(False),
     "real_world_application_and_use_cases": _text(False),
 }
+FIELDS: tuple[str, ...] = tuple(CLEANERS)
 
 
 def clean_trend(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:

@@ -1,15 +1,18 @@
-"""Export runs: their records, queueing one, and carrying it out to a file under BACKUP_DIR."""
+"""Export runs: their records, queueing one, and carrying it out to a file under BACKUP_DIR.
+
+The life cycle (queued, running, succeeded or failed; the sweep of dead workers' runs) is the
+one every run shares: core/runs.py. The file itself is written by exports/files.py.
+"""
 
 import logging
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from trends_gql.core import queue
+from trends_gql.core import runs as life_cycle
 from trends_gql.core.db import Database, utcnow
-from trends_gql.core.errors import NotFound
 from trends_gql.core.models import (
     ExportFormat,
     ExportRun,
@@ -18,15 +21,12 @@ from trends_gql.core.models import (
     Steepl,
     TechnologyReadinessLevel,
 )
-from trends_gql.core.pagination import RecordPage, newest_first
 from trends_gql.core.settings import Settings
-from trends_gql.imports.ingest import export_trends
+from trends_gql.exports.files import FileFormat, export_trends
 from trends_gql.trends.queries import TrendFilter, filter_clauses
 
 log = logging.getLogger(__name__)
-R = ExportRun.__table__.c  # type: ignore[attr-defined]
 
-EXPORT_JOB = "jobs.exports.export_job"
 EXPORTS_FOLDER = "exports"
 MEDIA_TYPES = {ExportFormat.CSV: "text/csv; charset=utf-8", ExportFormat.JSON: "application/json"}
 _ENUMS: dict[str, Any] = {
@@ -76,22 +76,13 @@ def request_export(
 ) -> ExportRun:
     """Record an export and queue its job; on ServiceUnavailable no run is left behind."""
     run = queue.enqueue_run(
-        db, settings, db.call(create_export_run, fmt, trend_filter, triggered_by), EXPORT_JOB
+        db,
+        settings,
+        db.call_sync(create_export_run, fmt, trend_filter, triggered_by),
+        queue.EXPORT_JOB,
     )
     log.info("queued export run %d (%s) for %s", run.id, fmt.value, triggered_by)
     return run
-
-
-def get_export_run(session: Session, run_id: int) -> ExportRun | None:
-    """One run, or None."""
-    return session.get(ExportRun, run_id)
-
-
-def list_export_runs(
-    session: Session, first: int = 20, after: str | None = None
-) -> RecordPage[ExportRun]:
-    """Runs, newest first, in pages."""
-    return newest_first(session, ExportRun, first, after)
 
 
 def download_path(run: ExportRun | None) -> Path | None:
@@ -102,17 +93,6 @@ def download_path(run: ExportRun | None) -> Path | None:
     return path if path.is_file() else None
 
 
-def _start(session: Session, run_id: int) -> tuple[ExportRun, bool]:
-    run = session.get(ExportRun, run_id)
-    if run is None:
-        raise NotFound(f"no export run {run_id}")
-    if run.status is not RunStatus.QUEUED:
-        return run, False
-    run.status, run.started_at = RunStatus.RUNNING, utcnow()
-    session.commit()
-    return run, True
-
-
 def _finish(
     session: Session,
     run_id: int,
@@ -121,12 +101,15 @@ def _finish(
     row_count: int | None = None,
     path: Path | None = None,
 ) -> ExportRun:
-    run = session.get(ExportRun, run_id)
-    assert run is not None
-    run.status, run.message, run.finished_at = status, message, utcnow()
-    run.row_count, run.path = row_count, str(path) if path else None
-    session.commit()
-    return run
+    return life_cycle.finish_run(
+        session,
+        ExportRun,
+        run_id,
+        status,
+        message,
+        row_count=row_count,
+        path=str(path) if path else None,
+    )
 
 
 def export_file(settings: Settings, run: ExportRun) -> Path:
@@ -138,39 +121,39 @@ def export_file(settings: Settings, run: ExportRun) -> Path:
 
 def execute_export_run(db: Database, settings: Settings, run_id: int) -> ExportRun:
     """Carry out a queued run: write its file and record the outcome."""
-    run, started = db.call(_start, run_id)
+    queue.note_process()  # before it runs: a sweep can then tell at once when it dies
+    run, started = db.call_sync(lambda s: life_cycle.start_run(s, ExportRun, run_id))
     if not started:
         log.warning("export run %d is %s, not queued: left as it is", run_id, run.status.value)
         return run
     path = export_file(settings, run)
-    fmt = "csv" if run.format is ExportFormat.CSV else "json"
+    fmt: FileFormat = "csv" if run.format is ExportFormat.CSV else "json"
     try:
         with db.session() as session:
             count = export_trends(session, path, fmt, filter_from_json(run.filter))
     except OSError as exc:
         log.error("export run %d failed: cannot write %s: %s", run_id, path, exc)
-        return db.call(
+        return db.call_sync(
             _finish, run_id, RunStatus.FAILED, f"cannot write the file: {exc.strerror or exc}"
         )
+    except queue.JobTimeout:
+        limit = f"JOB_TIMEOUT ({queue.current_timeout(settings.job_timeout)} s)"
+        why = f"the export ran longer than {limit} and was stopped: no file was written"
+        db.call_sync(_finish, run_id, RunStatus.FAILED, why)
+        raise
     except Exception as exc:
-        db.call(_finish, run_id, RunStatus.FAILED, f"internal error: {type(exc).__name__}")
+        db.call_sync(_finish, run_id, RunStatus.FAILED, f"internal error: {type(exc).__name__}")
         raise
     log.info("export run %d: %d trends written to %s", run_id, count, path)
-    return db.call(_finish, run_id, RunStatus.SUCCEEDED, None, count, path)
+    return db.call_sync(_finish, run_id, RunStatus.SUCCEEDED, None, count, path)
 
 
-def active_export_runs(session: Session) -> list[ExportRun]:
-    """Export runs queued or running."""
-    stmt = sa.select(ExportRun).where(
-        ExportRun.status.in_((RunStatus.QUEUED, RunStatus.RUNNING))  # type: ignore[attr-defined]
+def sweep_export_runs(db: Database, settings: Settings) -> list[ExportRun]:
+    """Fail the export runs whose job died with its worker (no partial file is ever in place)."""
+    return life_cycle.sweep(
+        db,
+        settings,
+        ExportRun,
+        lambda _run: {"row_count": None, "path": None},
+        "no file was written",
     )
-    return list(session.scalars(stmt))
-
-
-def fail_abandoned_export(db: Database, run_id: int, why: str) -> ExportRun | None:
-    """End an export run whose worker died (its partial file was never renamed into place)."""
-    run = db.call(get_export_run, run_id)
-    if run is None or run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
-        return None
-    log.warning("export run %d failed: %s", run_id, why)
-    return db.call(_finish, run_id, RunStatus.FAILED, why)

@@ -1,30 +1,24 @@
-"""Import of trend CSV files (strict, streaming, batched, deduplicated) and export."""
+"""Import of trend CSV files: strict, streaming, batched, deduplicated, all rows or none."""
 
 import contextlib
-import enum
 import logging
-import os
-import tempfile
-from collections.abc import Callable, Iterator
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import orjson
 import psycopg
-import sqlalchemy as sa
 from psycopg import pq
 from sqlalchemy.orm import Session
 
-from trends_gql.core.db import utcnow
+from trends_gql.core.db import mark_written, utcnow
 from trends_gql.core.models import TREND_TABLE
 from trends_gql.core.validation import FIELDS, field_values, fingerprint_of
-from trends_gql.imports.csvio import RowError, TrendCsvReader, write_csv
-from trends_gql.trends.queries import TrendFilter, filter_clauses
+from trends_gql.imports.csvio import RowError, TrendCsvReader
 
 log = logging.getLogger(__name__)
 
-ExportFormat = Literal["csv", "json"]
 _COLUMNS = (*FIELDS, "fingerprint", "uploaded_at", "updated_at")
 _INSERT_COLUMNS = ", ".join(_COLUMNS)
 
@@ -51,9 +45,22 @@ class ImportReport:
 
 
 class BatchWriter:
-    """Inserts batches of rows, skipping known fingerprints; counts what it created."""
+    """Inserts batches of rows, skipping known fingerprints; counts what it created.
+
+    The inserts go through the driver's own connection, so a writer that created rows tells
+    the session (mark_written): its commit then invalidates the caches.
+    """
 
     in_flight = 0  # rows sent whose insert has not been counted yet
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def created(self, count: int) -> int:
+        """`count`, after noting that the transaction wrote trends if it is not 0."""
+        if count:
+            mark_written(self.session, TREND_TABLE.name)
+        return count
 
     def write(self, rows: list[tuple[Any, ...]]) -> int:
         """Insert `rows`; the rows created by the inserts that have finished since last asked."""
@@ -62,6 +69,11 @@ class BatchWriter:
     def finish(self) -> int:
         """Wait for inserts still running; the rows they created."""
         return 0
+
+    def abort(self) -> None:
+        """After a failure: leave the connection able to roll back."""
+        with contextlib.suppress(Exception):  # the first failure is the one to report
+            self.finish()
 
 
 class _PostgresWriter(BatchWriter):
@@ -72,7 +84,10 @@ class _PostgresWriter(BatchWriter):
     """
 
     def __init__(self, session: Session) -> None:
-        self.conn = session.connection().connection.driver_connection
+        super().__init__(session)
+        conn = session.connection().connection.driver_connection
+        assert isinstance(conn, psycopg.Connection), "the postgresql+psycopg dialect"
+        self.conn = conn
         self.cur = self.conn.cursor()
         self.cur.execute(
             "CREATE TEMP TABLE IF NOT EXISTS trend_import ON COMMIT DROP AS "
@@ -105,7 +120,17 @@ class _PostgresWriter(BatchWriter):
                 created = int(result.command_tuples or 0)
         if failed is not None:
             raise psycopg.errors.error_from_result(failed, encoding=self.conn.info.encoding)
-        return created
+        return self.created(created)
+
+    def abort(self) -> None:
+        # A failure can come while a statement runs (a job timeout's signal, in between reading
+        # its results): cancel it and read what is left, or the rollback would find it busy.
+        self.in_flight = 0
+        pgconn = self.conn.pgconn
+        if pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+            self.conn.cancel_safe()
+            while pgconn.get_result() is not None:
+                pass
 
 
 _INSERT_AND_EMPTY = (
@@ -116,7 +141,10 @@ _INSERT_AND_EMPTY = (
 
 class _SqliteWriter(BatchWriter):
     def __init__(self, session: Session) -> None:
-        self.raw = session.connection().connection.driver_connection
+        super().__init__(session)
+        raw = session.connection().connection.driver_connection
+        assert isinstance(raw, sqlite3.Connection), "the sqlite dialect"
+        self.raw = raw
         marks = ", ".join("?" for _ in _COLUMNS)
         self.sql = (
             f"INSERT INTO trend ({_INSERT_COLUMNS}) VALUES ({marks}) "
@@ -126,7 +154,7 @@ class _SqliteWriter(BatchWriter):
     def write(self, rows: list[tuple[Any, ...]]) -> int:
         before = self.raw.total_changes
         self.raw.executemany(self.sql, rows)
-        return int(self.raw.total_changes - before)
+        return self.created(int(self.raw.total_changes - before))
 
 
 def _timestamp(session: Session) -> Any:
@@ -196,7 +224,7 @@ def import_trends(
         count(writer.finish())
     except BaseException:
         with contextlib.suppress(Exception):  # the first failure is the one to report
-            writer.finish()
+            writer.abort()
         session.rollback()
         raise
     if dry_run or report.invalid:
@@ -215,62 +243,3 @@ def import_trends(
         " (dry run)" if dry_run else "",
     )
     return report
-
-
-def iter_trends(
-    session: Session, trend_filter: TrendFilter | None = None
-) -> Iterator[dict[str, Any]]:
-    """Every trend matching the filter, in id order, streamed from the database."""
-    t = TREND_TABLE.c
-    stmt = sa.select(t.id, *(t[f] for f in FIELDS), t.uploaded_at, t.updated_at).order_by(t.id)
-    if trend_filter:
-        stmt = stmt.where(*filter_clauses(trend_filter))
-    result = session.execute(stmt.execution_options(yield_per=2000))
-    for row in result.mappings():
-        yield dict(row)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return value.value
-    raise TypeError
-
-
-def _write_json(records: Iterator[dict[str, Any]], out: Any) -> int:
-    count = 0
-    out.write("[")
-    for record in records:
-        out.write(",\n" if count else "\n")
-        out.write(orjson.dumps(record, default=_json_default).decode())
-        count += 1
-    out.write("\n]\n")
-    return count
-
-
-def export_trends(
-    session: Session,
-    path: Path,
-    fmt: ExportFormat = "csv",
-    trend_filter: TrendFilter | None = None,
-) -> int:
-    """Write matching trends to `path` (CSV in the import format, or JSON); return the count.
-
-    The file appears complete or not at all: it is written aside and renamed into place.
-    """
-    if fmt not in ("csv", "json"):
-        raise ValueError(f"unknown export format {fmt!r}: csv or json")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            records = iter_trends(session, trend_filter)
-            count = write_csv(records, out) if fmt == "csv" else _write_json(records, out)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; an export is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return count

@@ -1,33 +1,38 @@
-"""Import runs: their records, and carrying one out from queued file to filed-away outcome."""
+"""Import runs: their records, and carrying one out from queued file to filed-away outcome.
+
+The life cycle (queued, running, succeeded or failed; the sweep of dead workers' runs) is the
+one every run shares: core/runs.py.
+"""
 
 import logging
 import os
-from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from trends_gql.cache import store as cache
+from trends_gql.core import queue
+from trends_gql.core import runs as life_cycle
 from trends_gql.core.db import Database, utcnow
-from trends_gql.core.errors import NotFound
-from trends_gql.core.models import ImportRun, RunSource, RunStatus
-from trends_gql.core.pagination import RecordPage, newest_first
+from trends_gql.core.models import ImportRun, RunSource, RunStatus, table_of
 from trends_gql.core.settings import Settings
 from trends_gql.imports import media
 from trends_gql.imports.csvio import CsvFormatError
 from trends_gql.imports.ingest import ImportReport, import_trends
 
 log = logging.getLogger(__name__)
-R = ImportRun.__table__.c  # type: ignore[attr-defined]
-ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+R = table_of(ImportRun).c
+# A failed import was rolled back: it created and skipped nothing. How far it got
+# (rows_processed) stays, to show where it stopped.
+ROLLED_BACK = {"rows_created": 0, "rows_skipped": 0}
 
 
 def create_import_run(
     session: Session,
     *,
-    file_name: str,
+    file_name: str | None,
     path: Path,
     sha256: str,
     source: RunSource,
@@ -49,23 +54,6 @@ def create_import_run(
     return run
 
 
-def get_import_run(session: Session, run_id: int) -> ImportRun | None:
-    """One run, or None."""
-    return session.get(ImportRun, run_id)
-
-
-def list_import_runs(
-    session: Session, first: int = 20, after: str | None = None
-) -> RecordPage[ImportRun]:
-    """Runs, newest first, in pages."""
-    return newest_first(session, ImportRun, first, after)
-
-
-def active_runs(session: Session) -> Sequence[ImportRun]:
-    """Runs queued or running."""
-    return session.scalars(sa.select(ImportRun).where(R.status.in_(ACTIVE))).all()
-
-
 def _previous_success(session: Session, run: ImportRun) -> ImportRun | None:
     stmt = (
         sa.select(ImportRun)
@@ -75,22 +63,13 @@ def _previous_success(session: Session, run: ImportRun) -> ImportRun | None:
     return session.scalars(stmt).first()
 
 
-def _start(session: Session, run_id: int) -> ImportRun:
-    run = session.get(ImportRun, run_id)
-    if run is None:
-        raise NotFound(f"no import run {run_id}")
-    run.status, run.started_at = RunStatus.RUNNING, utcnow()
-    session.commit()
-    return run
-
-
 def _progress(session: Session, run_id: int, report: ImportReport) -> None:
+    # Only how far it got: what it created is not in the table until its transaction commits,
+    # so created and skipped are recorded with the outcome.
     session.execute(
         sa.update(ImportRun)
-        .where(R.id == run_id)
-        .values(
-            rows_processed=report.total, rows_created=report.created, rows_skipped=report.skipped
-        )
+        .where(R.id == run_id, R.status == RunStatus.RUNNING)  # not over a failure recorded
+        .values(rows_processed=report.total)
     )
     session.commit()
 
@@ -103,25 +82,34 @@ def finish_run(
     report: ImportReport | None = None,
     path: Path | None = None,
 ) -> ImportRun:
-    """Record a run's outcome (and where its file went)."""
-    run = session.get(ImportRun, run_id)
-    assert run is not None
-    run.status, run.message, run.finished_at = status, message, utcnow()
+    """Record a run's outcome (and where its file went); a failed run created nothing."""
+    outcome = _outcome(report, path)
+    if status is RunStatus.FAILED:
+        outcome.update(ROLLED_BACK)
+    return life_cycle.finish_run(session, ImportRun, run_id, status, message, **outcome)
+
+
+def _outcome(report: ImportReport | None, path: Path | None) -> dict[str, Any]:
+    """The run's fields that record what the import did and where its file is."""
+    outcome: dict[str, Any] = {}
     if report is not None:
-        run.rows_total = run.rows_processed = report.total
-        run.rows_created, run.rows_skipped = report.created, report.skipped
-        run.rows_invalid = report.invalid
-        run.errors = [asdict(e) for e in report.errors]
+        outcome.update(
+            rows_total=report.total,
+            rows_processed=report.total,
+            rows_created=report.created,
+            rows_skipped=report.skipped,
+            rows_invalid=report.invalid,
+            errors=[asdict(e) for e in report.errors],
+        )
     if path is not None:
-        run.stored_path = str(path)
-    session.commit()
-    return run
+        outcome["stored_path"] = str(path)
+    return outcome
 
 
 def _import(
     db: Database, settings: Settings, run: ImportRun
 ) -> tuple[RunStatus, str | None, ImportReport | None]:
-    previous = None if run.dry_run else db.call(_previous_success, run)
+    previous = None if run.dry_run else db.call_sync(_previous_success, run)
     if previous is not None:
         report = ImportReport(
             file=run.file_name, total=previous.rows_total, skipped=previous.rows_total
@@ -132,7 +120,7 @@ def _import(
             report,
         )
     # SQLite has one writer at a time: progress writes would wait for the import's transaction.
-    record = None if db.dialect == "sqlite" else (lambda r: db.call(_progress, run.id, r))
+    record = None if db.dialect == "sqlite" else (lambda r: db.call_sync(_progress, run.id, r))
     try:
         with db.session() as session:
             report = import_trends(
@@ -173,19 +161,24 @@ def _file_away(
 def execute_import_run(
     db: Database, settings: Settings, run_id: int
 ) -> tuple[ImportRun, ImportReport | None]:
-    """Carry out a queued run: import its file, record the outcome, file the file away."""
-    run = db.call(_start, run_id)
+    """Carry out a queued run: import its file, record the outcome, file the file away.
+
+    A run that is not queued (another job took it, or it was failed meanwhile) is left as it is.
+    """
+    queue.note_process()  # before it runs: a sweep can then tell at once when it dies
+    run, started = db.call_sync(life_cycle.start_run, ImportRun, run_id)
+    if not started:
+        log.warning("import run %d is %s, not queued: left as it is", run_id, run.status.value)
+        return run, None
     try:
         status, message, report = _import(db, settings, run)
-    except Exception as exc:
-        message = f"internal error: {type(exc).__name__}"
+    except BaseException as exc:
+        message = _failure(settings, exc)
         path = _file_away(settings, run, RunStatus.FAILED, message, None)
-        db.call(finish_run, run_id, RunStatus.FAILED, message, None, path)
+        db.call_sync(finish_run, run_id, RunStatus.FAILED, message, None, path)
         raise
     path = _file_away(settings, run, status, message, report)
-    run = db.call(finish_run, run_id, status, message, report, path)
-    if run.rows_created and not run.dry_run:
-        cache.invalidate(settings)
+    run = db.call_sync(finish_run, run_id, status, message, report, path)
     log.info(
         "import run %d (%s) %s: %d created, %d skipped, %d invalid%s",
         run.id,
@@ -199,14 +192,24 @@ def execute_import_run(
     return run, report
 
 
-def fail_abandoned_run(db: Database, settings: Settings, run_id: int, why: str) -> ImportRun | None:
-    """End a run whose worker died; put its file back in the media folder for the next scan."""
-    run = db.call(get_import_run, run_id)
-    if run is None or run.status not in ACTIVE:
-        return None  # it ended meanwhile
-    path = Path(run.stored_path)
-    moved = None
-    if run.source is not RunSource.CLI and os.path.lexists(path):
-        moved = media.release(path, settings.media_dir)
-    log.warning("import run %d (%s) failed: %s", run.id, run.file_name, why)
-    return db.call(finish_run, run.id, RunStatus.FAILED, why, None, moved)
+def _failure(settings: Settings, exc: BaseException) -> str:
+    """Why an import that raised failed (its transaction was rolled back)."""
+    if isinstance(exc, queue.JobTimeout):
+        limit = f"JOB_TIMEOUT ({queue.current_timeout(settings.job_timeout)} s)"
+        return f"the import ran longer than {limit} and was stopped: nothing was imported"
+    if isinstance(exc, Exception):
+        return f"internal error: {type(exc).__name__}: nothing was imported"
+    return f"stopped before it ended ({type(exc).__name__}): nothing was imported"
+
+
+def sweep_import_runs(db: Database, settings: Settings) -> list[ImportRun]:
+    """Fail the runs whose job died with its worker (they created nothing: the import's
+    transaction died with it); put their files back in the media folder."""
+
+    def release(run: ImportRun) -> dict[str, Any]:
+        path = Path(run.stored_path)
+        if run.source is RunSource.CLI or not os.path.lexists(path):
+            return dict(ROLLED_BACK)
+        return {**ROLLED_BACK, **_outcome(None, media.release(path, settings.media_dir))}
+
+    return life_cycle.sweep(db, settings, ImportRun, release, "nothing was imported")

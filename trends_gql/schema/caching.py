@@ -1,21 +1,28 @@
 """The view side of the response cache: which requests it answers, and how."""
 
 import hashlib
-from functools import cached_property, lru_cache
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from graphql import FieldNode, GraphQLError, OperationType, Visitor, get_operation_ast, parse, visit
+from graphql import FieldNode, GraphQLError, OperationType, Visitor, get_operation_ast, visit
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.types.unset import UNSET
 
-from trends_gql.accounts.auth import current_user
-from trends_gql.cache.store import ResponseCache
-from trends_gql.core.db import Database
+from trends_gql.accounts.auth import is_staff
+from trends_gql.cache.store import Cache
+from trends_gql.core import instruments
 from trends_gql.core.settings import Settings
+from trends_gql.schema.limits import parse_document
+from trends_gql.web.measurement import note_operation
 
 CACHE_HEADER = "X-Trends-Cache"  # hit, miss, or bypass (the cache is off or unreachable)
+
+if TYPE_CHECKING:
+    from trends_gql.schema.context import View
+else:
+    View = object
 
 
 class _FieldNames(Visitor):
@@ -31,11 +38,13 @@ class _FieldNames(Visitor):
 PERSONAL_FIELDS = frozenset({"me", "mySessions"})
 
 
-@lru_cache(maxsize=512)  # a pure function of the text: each distinct document is parsed once here
-def cacheable(query: str, operation_name: str | None) -> bool:
-    """Whether a document is a read-only operation whose answer is the same for a whole role."""
+def cacheable(query: str, operation_name: str | None, max_tokens: int | None = None) -> bool:
+    """Whether a document is a read-only operation whose answer is the same for a whole role.
+
+    Asked after the document ran, with the token limit it ran under: its parse is a hit.
+    """
     try:
-        document = parse(query)
+        document = parse_document(query, max_tokens=max_tokens)
     except GraphQLError:
         return False
     operation = get_operation_ast(document, operation_name)
@@ -46,15 +55,14 @@ def cacheable(query: str, operation_name: str | None) -> bool:
     return not fields.names & PERSONAL_FIELDS
 
 
-class CachedResponses:
+class CachedResponses(View):
     """Mixin for the Strawberry view: answer repeated read-only operations from the cache.
 
     Anonymous callers and signed-in non-staff share responses. Staff are never served from it,
     nor is what they get stored: their fields (import and export runs) change as jobs run.
     """
 
-    cache: ResponseCache
-    db: Database
+    cache: Cache
     settings: Settings
     schema: Any
 
@@ -75,12 +83,12 @@ class CachedResponses:
         return hashlib.sha256(repr(shape).encode()).hexdigest()[:16]
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        run = super().run  # type: ignore[misc]
+        run = super().run
         parts = await _request_parts(request) if self.cache.enabled else None
         if parts is None:
             return await run(request, context, root_value)
-        user = await current_user(request, self.db)
-        if user is not None and user.is_staff:
+        note_operation(parts[0], parts[2])  # a hit never reaches the view's own reading
+        if is_staff(request):
             return _mark(await run(request, context, root_value), "bypass")
         generation = await self.cache.generation()
         if generation is None:
@@ -93,16 +101,18 @@ class CachedResponses:
             async def compute() -> tuple[bytes | None, Response]:
                 response = await run(request, context, root_value)
                 ok = response.status_code == 200 and b'"errors"' not in response.body
-                return (response.body if ok and cacheable(parts[0], parts[2]) else None), response
+                keep = ok and cacheable(parts[0], parts[2], self.settings.max_query_tokens)
+                return (response.body if keep else None), response
 
             cached, response = await self.cache.get_or_compute(key, compute)
-            if cached is None:
+            if response is not None:  # computed here, so nothing was cached
                 return _mark(response, "miss")
         return _mark(Response(cached, media_type="application/json"), "hit")
 
 
 def _mark(response: Response, outcome: str) -> Response:
     response.headers[CACHE_HEADER] = outcome
+    instruments.CACHE.labels(outcome).inc()
     return response
 
 
@@ -125,4 +135,10 @@ async def _request_parts(request: Any) -> tuple[str, Any, str | None] | None:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("query"), str):
         return None  # batches and malformed bodies go the usual way
-    return data["query"], data.get("variables"), data.get("operationName")
+    variables, extensions = data.get("variables"), data.get("extensions")
+    if not isinstance(variables, dict | None) or not isinstance(extensions, dict | None):
+        return None  # refused the usual way (400)
+    operation = data.get("operationName")
+    if not isinstance(operation, str | None):
+        return None
+    return data["query"], variables, operation or None

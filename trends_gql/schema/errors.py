@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
@@ -11,6 +12,13 @@ from trends_gql.core.errors import TrendsError
 log = logging.getLogger("trends_gql.errors")
 
 MASKED_MESSAGE = "Internal server error"
+
+
+def extensions_of(error: GraphQLError) -> dict[str, Any]:
+    """The error's extensions, to change in place (GraphQLError makes them a dict)."""
+    if error.extensions is None:
+        error.extensions = {}
+    return error.extensions
 
 
 def _about_the_request(error: GraphQLError) -> bool:
@@ -64,6 +72,7 @@ class ErrorCodes(SchemaExtension):
                 path=error.path,
                 extensions={"code": "INTERNAL_SERVER_ERROR"},
             )
-        if "code" not in error.extensions:
-            error.extensions["code"] = _code(error, self.executing)
+        extensions = extensions_of(error)
+        if "code" not in extensions:
+            extensions["code"] = _code(error, self.executing)
         return error

@@ -1,10 +1,10 @@
 """Execution with a short path for plain leaf fields, the bulk of every list of trends."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from operator import attrgetter
 from types import FunctionType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 from graphql import (
     FieldNode,
@@ -14,7 +14,6 @@ from graphql import (
     GraphQLObjectType,
     Undefined,
 )
-from graphql.execution.executor import FieldDetailsList
 from graphql.pyutils import Path
 from sqlalchemy.engine import Row
 from strawberry.execution import optimized_is_awaitable
@@ -22,7 +21,10 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
 from strawberry.types.fields.resolver import SELF_PARAMSPEC
 
-_NOT_PLAIN = (None, None, False)
+if TYPE_CHECKING:
+    from graphql.execution.collect_fields import FieldDetailsList  # graphql-core 3.3 on
+
+_NOT_PLAIN: tuple[Any, GraphQLLeafType | None, bool] = (None, None, False)
 _LONG_PATH = object()  # the field needs graphql-core's own execution
 
 
@@ -32,7 +34,7 @@ def _plain_leaf(field: GraphQLField) -> tuple[Any, GraphQLLeafType | None, bool]
     if found is None:
         found = _NOT_PLAIN
         nullable = not isinstance(field.type, GraphQLNonNull)
-        leaf = field.type if nullable else field.type.of_type  # type: ignore[union-attr]
+        leaf = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
         definition = field.extensions.get("strawberry-definition")
         read = _reader(definition) if isinstance(definition, StrawberryField) else None
         if read is not None and not field.args and isinstance(leaf, GraphQLLeafType):
@@ -67,7 +69,7 @@ _SYNC_VALUES = (str, int, float, datetime)
 _PLAIN_TYPES = frozenset({Row, datetime})
 
 
-def _is_awaitable(value: Any) -> bool:
+def _is_awaitable(value: Any) -> TypeGuard[Awaitable[Any]]:
     return type(value) not in _PLAIN_TYPES and optimized_is_awaitable(value)
 
 
@@ -80,13 +82,13 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.is_awaitable = _is_awaitable  # type: ignore[assignment]
+        self.is_awaitable = _is_awaitable
 
     def execute_field(
         self,
         parent_type: GraphQLObjectType,
         source: Any,
-        field_details_list: FieldDetailsList,
+        field_details_list: "FieldDetailsList",
         path: Path,
         position_context: Any,
     ) -> Any:

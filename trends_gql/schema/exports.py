@@ -8,14 +8,16 @@ import strawberry
 from strawberry.types import Info
 
 from trends_gql.core import models
-from trends_gql.core.pagination import check_first, decode_id, encode_id
+from trends_gql.core.pagination import encode_id
 from trends_gql.exports import runs as exports
 from trends_gql.schema.context import Context
 from trends_gql.schema.mutation import STAFF
-from trends_gql.schema.types import Connection, TrendFilter
+from trends_gql.schema.types import Connection, TrendFilter, root_id
 
-ExportFormat = strawberry.enum(models.ExportFormat)
-RunStatus = strawberry.enum(models.RunStatus)
+ExportFormat = models.ExportFormat
+RunStatus = models.RunStatus
+for _enum in (ExportFormat, RunStatus):
+    strawberry.enum(_enum)  # in place, as in types.py
 KIND = "ExportRun"
 
 
@@ -37,13 +39,13 @@ class ExportRun:
 
     @strawberry.field(description="Opaque id.")
     def id(self) -> strawberry.ID:
-        return strawberry.ID(encode_id(self.id, KIND))  # type: ignore[arg-type]  # root is a row
+        return strawberry.ID(encode_id(root_id(self), KIND))
 
     @strawberry.field(description="Where staff download the file (relative URL) once it is done.")
     def download_url(self) -> str | None:
         if self.status is not models.RunStatus.SUCCEEDED:
             return None
-        return download_url(self.id)  # type: ignore[arg-type]  # root is a row
+        return download_url(root_id(self))
 
 
 @strawberry.type
@@ -52,14 +54,12 @@ class ExportQuery:
     async def export_runs(
         self, info: Info[Context, None], first: int | None = 20, after: str | None = None
     ) -> Connection[ExportRun]:
-        first = check_first(first, info.context.settings.max_page_size)
-        page = await info.context.db.read(exports.list_export_runs, first, after)
+        page = await info.context.run_page(models.ExportRun, first, after)
         return Connection[ExportRun](page=page)
 
     @strawberry.field(permission_classes=STAFF, description="Staff: one export run.")
     async def export_run(self, info: Info[Context, None], id: strawberry.ID) -> ExportRun | None:
-        run = await info.context.db.read(exports.get_export_run, decode_id(id, KIND))
-        return cast(ExportRun | None, run)
+        return cast(ExportRun | None, await info.context.run(models.ExportRun, id))
 
 
 @strawberry.type

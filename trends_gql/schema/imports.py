@@ -6,18 +6,21 @@ from typing import cast
 
 import anyio.to_thread
 import strawberry
+from starlette.datastructures import UploadFile
 from strawberry.file_uploads import Upload
 from strawberry.types import Info
 
 from trends_gql.core import models
-from trends_gql.core.pagination import check_first, decode_id, encode_id
-from trends_gql.imports import intake, runs
+from trends_gql.core.pagination import encode_id
+from trends_gql.imports import intake
 from trends_gql.schema.context import Context
 from trends_gql.schema.mutation import STAFF
-from trends_gql.schema.types import Connection
+from trends_gql.schema.types import Connection, root_id
 
-RunSource = strawberry.enum(models.RunSource)
-RunStatus = strawberry.enum(models.RunStatus)
+RunSource = models.RunSource
+RunStatus = models.RunStatus
+for _enum in (RunSource, RunStatus):
+    strawberry.enum(_enum)  # in place, as in types.py
 _CHUNK = 1 << 20
 
 
@@ -47,11 +50,11 @@ class ImportRun:
 
     @strawberry.field(description="Opaque id.")
     def id(self) -> strawberry.ID:
-        return strawberry.ID(encode_id(self.id, "ImportRun"))  # type: ignore[arg-type]
+        return strawberry.ID(encode_id(root_id(self), "ImportRun"))
 
     @strawberry.field(description="The first row errors (at most 100).")
     def errors(self) -> list[RowError]:
-        return [RowError(**e) for e in self.errors]  # type: ignore[attr-defined]
+        return [RowError(**e) for e in cast(models.ImportRun, self).errors]  # root is the run
 
 
 @strawberry.type
@@ -60,18 +63,16 @@ class ImportQuery:
     async def import_runs(
         self, info: Info[Context, None], first: int | None = 20, after: str | None = None
     ) -> Connection[ImportRun]:
-        first = check_first(first, info.context.settings.max_page_size)
-        page = await info.context.db.read(runs.list_import_runs, first, after)
+        page = await info.context.run_page(models.ImportRun, first, after)
         return Connection[ImportRun](page=page)
 
     @strawberry.field(permission_classes=STAFF, description="Staff: one import run.")
     async def import_run(self, info: Info[Context, None], id: strawberry.ID) -> ImportRun | None:
-        run = await info.context.db.read(runs.get_import_run, decode_id(id, "ImportRun"))
-        return cast(ImportRun | None, run)
+        return cast(ImportRun | None, await info.context.run(models.ImportRun, id))
 
 
-async def _chunks(file: Upload) -> AsyncIterator[bytes]:
-    while chunk := await file.read(_CHUNK):  # type: ignore[attr-defined]
+async def _chunks(file: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await file.read(_CHUNK):
         yield chunk
 
 
@@ -83,8 +84,11 @@ class ImportMutation:
     ) -> ImportRun:
         ctx = info.context
         email = await ctx.staff_email()
-        name = getattr(file, "filename", None)
-        run = await intake.upload(ctx.db, ctx.settings, _chunks(file), name, email, bool(dry_run))
+        # Upload is bytes to type checkers; over HTTP, Strawberry passes Starlette's UploadFile.
+        upload = cast(UploadFile, file)
+        run = await intake.upload(
+            ctx.db, ctx.settings, _chunks(upload), upload.filename, email, bool(dry_run)
+        )
         return cast(ImportRun, run)
 
     @strawberry.mutation(permission_classes=STAFF, description="Staff: scan the media folder now.")

@@ -26,6 +26,7 @@ from strawberry.types import ExecutionContext
 from trends_gql.core.errors import too_many_entries
 from trends_gql.core.settings import Settings
 from trends_gql.schema.complexity import Figures, measure
+from trends_gql.schema.errors import extensions_of
 
 # Documents parsed and validated once per process (per distinct text and rule set).
 DOCUMENT_CACHE_SIZE = 512
@@ -51,7 +52,7 @@ class LimitErrorCodes(SchemaExtension):
         for error in self.execution_context.pre_execution_errors or []:
             code = _limit_code(error)
             if code:
-                error.extensions["code"] = code
+                extensions_of(error)["code"] = code
 
 
 class CachedParse(SchemaExtension):
@@ -64,12 +65,17 @@ class CachedParse(SchemaExtension):
     def on_parse(self) -> Iterator[None]:
         ctx = self.execution_context
         with contextlib.suppress(GraphQLError):
-            ctx.graphql_document = _parse(ctx.query, **ctx.parse_options)
+            ctx.graphql_document = parse_document(ctx.query, **ctx.parse_options)
         yield
 
 
 @functools.lru_cache(maxsize=DOCUMENT_CACHE_SIZE)
-def _parse(query: str, **options: Any) -> DocumentNode:
+def parse_document(query: str, **options: Any) -> DocumentNode:
+    """The parsed document, once per process per distinct text and options (the one parse cache).
+
+    Raises GraphQLError when it does not parse. Pass options by keyword, as Strawberry's
+    parse options (`max_tokens`, set by MaxTokensLimiter), so that every caller shares entries.
+    """
     return parse(query, **options)
 
 
@@ -112,6 +118,14 @@ def _over_limits(ctx: ExecutionContext, settings: Settings) -> GraphQLError | No
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    # ExecutionContext.operation_name falls back to the first operation's name; what the client
+    # gave is private (tests/test_negotiation.py fails the day this stops working).
+    if len(operations) > 1 and not getattr(ctx, "_provided_operation_name", None):
+        # Strawberry would run the first one; GraphQL says which to run is the client's choice.
+        return _error(
+            "Must provide operation name if query contains multiple operations.",
+            "GRAPHQL_VALIDATION_FAILED",
+        )
     figures = {
         op: measure(schema, op, fragments, ctx.variables, settings.max_page_size)
         for op in operations

@@ -10,6 +10,7 @@ from strawberry.types.nodes import SelectedField, Selection
 from trends_gql.accounts import sessions
 from trends_gql.accounts.auth import clock_time
 from trends_gql.accounts.sessions import request_session
+from trends_gql.core.models import stored_id
 from trends_gql.core.pagination import decode_id
 from trends_gql.schema.complexity import COST, MAX_ITEMS
 from trends_gql.schema.context import Context
@@ -39,11 +40,11 @@ def _fields(selections: Iterable[Selection]) -> Iterator[SelectedField]:
             yield from _fields(selection.selections)
 
 
-def _children(fields: Iterable[SelectedField], *names: str) -> list[SelectedField]:
+def _children(fields: Iterable[Selection], *names: str) -> list[SelectedField]:
     return [child for f in fields for child in _fields(f.selections) if child.name in names]
 
 
-def _columns(nodes: Iterable[SelectedField]) -> set[str]:
+def _columns(nodes: Iterable[Selection]) -> set[str]:
     """Column keys a selection of Trend fields needs."""
     return {
         TREND_COLUMNS[f.name]
@@ -61,11 +62,11 @@ class Query:
     @strawberry.field(description="The signed-in user's sessions, most recently used first.")
     async def my_sessions(self, info: Info[Context, None]) -> list[Session]:
         ctx = info.context
-        user = await ctx.signed_in_user()
-        now = clock_time(ctx.request.app.state.clock)
+        user_id = stored_id(await ctx.signed_in_user())
+        now = clock_time(ctx.clock)
         idle = ctx.settings.session_idle_seconds
         rows = await ctx.db.read(
-            lambda s: sessions.list_user_sessions(s, user.id, now=now, idle_seconds=idle)
+            lambda s: sessions.list_user_sessions(s, user_id, now=now, idle_seconds=idle)
         )
         current = request_session(ctx.request.scope).row
         return [Session.of(row, idle, current.id if current else None) for row in rows]

@@ -1,9 +1,10 @@
 """Strawberry types of the public read API."""
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import strawberry
+from strawberry.types.base import get_object_definition
 from strawberry.utils.str_converters import to_camel_case
 
 from trends_gql.accounts import sessions
@@ -11,11 +12,25 @@ from trends_gql.core import models
 from trends_gql.core.pagination import RecordPage, encode_id
 from trends_gql.trends import queries
 
-TechnologyReadinessLevel = strawberry.enum(models.TechnologyReadinessLevel)
-ImpactStrength = strawberry.enum(models.ImpactStrength)
-Steepl = strawberry.enum(models.Steepl)
-TrendOrderField = strawberry.enum(queries.TrendOrderField)
-SortDirection = strawberry.enum(queries.SortDirection)
+TechnologyReadinessLevel = models.TechnologyReadinessLevel
+ImpactStrength = models.ImpactStrength
+Steepl = models.Steepl
+TrendOrderField = queries.TrendOrderField
+SortDirection = queries.SortDirection
+# strawberry.enum marks each class as a GraphQL enum in place (and returns it): called on its own,
+# so that the names above stay type aliases of the classes for type checkers.
+for _enum in (TechnologyReadinessLevel, ImpactStrength, Steepl, TrendOrderField, SortDirection):
+    strawberry.enum(_enum)
+
+
+class _Stored(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+def root_id(root: object) -> int:
+    """The primary key of the database row a resolver was given as the root of a type."""
+    return cast(_Stored, root).id
 
 
 @strawberry.type(
@@ -37,13 +52,13 @@ class Trend:
 
     @strawberry.field(description="Opaque id.")
     def id(self) -> strawberry.ID:
-        return strawberry.ID(encode_id(self.id))  # type: ignore[arg-type]  # root is a row
+        return strawberry.ID(encode_id(root_id(self)))
 
 
 # GraphQL field name -> column key, for loading only the selected columns.
 TREND_COLUMNS: dict[str, str] = {
     to_camel_case(f.python_name): f.python_name
-    for f in Trend.__strawberry_definition__.fields  # type: ignore[attr-defined]
+    for f in get_object_definition(Trend, strict=True).fields
     if f.python_name != "id"
 }
 
@@ -182,7 +197,7 @@ class User:
 
     @strawberry.field(description="Opaque id.")
     def id(self) -> strawberry.ID:
-        return strawberry.ID(encode_id(self.id, "User"))  # type: ignore[arg-type]  # root is a row
+        return strawberry.ID(encode_id(root_id(self), "User"))
 
 
 @strawberry.type(description="A signed-in session of the user: where and when it was used.")

@@ -2,11 +2,13 @@
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from strawberry.utils.str_converters import to_camel_case
 
 from trends_gql.core.db import utcnow
 from trends_gql.core.errors import BadUserInput, NotFound
@@ -18,17 +20,12 @@ log = logging.getLogger(__name__)
 T = TREND_TABLE.c
 
 
-def api_name(field: str) -> str:
-    """The GraphQL name of a trend field (camelCase)."""
-    head, *rest = field.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
 def _validated(raw: Mapping[str, Any]) -> dict[str, Any]:
     try:
         values = validate_trend(raw)
     except InvalidTrend as exc:
-        errors = [{"field": api_name(e.field), "message": e.message} for e in exc.errors]
+        # Named as the API names them: by Strawberry's own converter, as schema/types.py does.
+        errors = [{"field": to_camel_case(e.field), "message": e.message} for e in exc.errors]
         raise BadUserInput(
             "; ".join(f"{e['field']}: {e['message']}" for e in errors),
             field=errors[0]["field"],
@@ -50,7 +47,8 @@ def _refuse_duplicate(session: Session, values: Mapping[str, Any], pk: int | Non
 def _write(session: Session, stmt: sa.Executable) -> Any:
     """Execute and commit; the RETURNING value, read before the commit (SQLite needs that)."""
     try:
-        result = session.execute(stmt)
+        # A DML statement's result is a CursorResult; Session.execute is typed for any statement.
+        result = cast(CursorResult[Any], session.execute(stmt))
         value = result.scalar_one() if result.returns_rows else None
         session.commit()
     except IntegrityError:
@@ -66,7 +64,7 @@ def create_trend(session: Session, raw: Mapping[str, Any], actor: str) -> int:
     _refuse_duplicate(session, values)
     now = utcnow()
     stmt = sa.insert(TREND_TABLE).values(**values, uploaded_at=now, updated_at=now)
-    pk = _write(session, stmt.returning(T.id))
+    pk: int = _write(session, stmt.returning(T.id))
     log.info("trend %d created by %s", pk, actor)
     return pk
 
@@ -86,7 +84,7 @@ def update_trend(session: Session, pk: int, changes: Mapping[str, Any], actor: s
 
 def delete_trend(session: Session, pk: int, actor: str) -> None:
     """Delete a trend; NotFound when there is none."""
-    result = session.execute(sa.delete(TREND_TABLE).where(T.id == pk))
+    result = cast(CursorResult[Any], session.execute(sa.delete(TREND_TABLE).where(T.id == pk)))
     if result.rowcount == 0:
         session.rollback()
         raise NotFound("no trend with this id", field="id")

@@ -3,7 +3,7 @@
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -252,7 +252,9 @@ def trend_facets(session: Session, trend_filter: TrendFilter | None = None) -> F
         .group_by(sa.func.lower(T.megatrend))
     )
     facets = Facets()
-    for facet, value, count in session.execute(sa.union_all(*parts)):
+    # A missing readiness level comes back as NULL, which SQLAlchemy's column types leave out.
+    rows = cast(Iterable[tuple[str, str | None, int]], session.execute(sa.union_all(*parts)))
+    for facet, value, count in rows:
         if facet in _ENUM_FACETS:
             value = "NONE" if value is None else _ENUM_FACETS[facet](value).name
         getattr(facets, facet).append((value, count))

@@ -1,6 +1,5 @@
 """The Starlette application: /graphql, /healthz, export downloads, CORS."""
 
-import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -8,7 +7,6 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 import orjson
-import redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -19,20 +17,36 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from trends_gql.accounts.auth import SessionCookies
-from trends_gql.cache.store import ResponseCache
+from trends_gql.cache.store import Cache
 from trends_gql.core.db import Database
+from trends_gql.core.queue import redis_problem
 from trends_gql.core.ratelimit import RateLimiter
 from trends_gql.core.settings import Settings, get_settings
 from trends_gql.schema import Context, build_schema
 from trends_gql.schema.caching import CachedResponses
 from trends_gql.web.downloads import download_export
-from trends_gql.web.protection import RATE_EXEMPT_PATHS, JSONRefusals, protection_middleware
+from trends_gql.web.measurement import MeasuredOperations, RequestMetrics
+from trends_gql.web.metrics import METRICS_PATH, metrics_route, watch_pool
+from trends_gql.web.negotiation import ResponseMediaType
+from trends_gql.web.protection import (
+    GRAPHQL_PATH,
+    RATE_EXEMPT_PATHS,
+    JSONRefusals,
+    protection_middleware,
+)
 
 log = logging.getLogger(__name__)
 
 
-class GraphQLView(JSONRefusals, CachedResponses, GraphQL[Context, None]):
-    def __init__(self, db: Database, settings: Settings, cache: ResponseCache) -> None:
+class GraphQLView(MeasuredOperations, JSONRefusals, CachedResponses, GraphQL[Context, None]):
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        cache: Cache,
+        limiter: RateLimiter,
+        clock: Callable[[], float],
+    ) -> None:
         super().__init__(
             build_schema(settings),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
@@ -41,6 +55,8 @@ class GraphQLView(JSONRefusals, CachedResponses, GraphQL[Context, None]):
         self.db = db
         self.settings = settings
         self.cache = cache
+        self.limiter = limiter
+        self.clock = clock
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -49,23 +65,14 @@ class GraphQLView(JSONRefusals, CachedResponses, GraphQL[Context, None]):
             db=self.db,
             settings=self.settings,
             cache=self.cache,
+            limiter=self.limiter,
+            clock=self.clock,
             request=request,
             response=response,
         )
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
-
-
-def _check_redis(url: str) -> str:
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-    try:
-        client.ping()
-        return "ok"
-    except redis.RedisError as exc:
-        return f"unavailable: {exc}"
-    finally:
-        client.close()
 
 
 def fixed_json(size: int) -> bytes:
@@ -97,7 +104,12 @@ def create_app(
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
-    db = Database(settings.database_url, settings.db_pool_size, settings.db_statement_timeout_ms)
+    db = Database.of(
+        settings,
+        pool_size=settings.db_pool_size,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+    )
+    watch_pool(db)
 
     async def healthz(request: Request) -> JSONResponse:
         try:
@@ -106,35 +118,37 @@ def create_app(
         except Exception as exc:  # any failure to answer is "down", whatever the driver
             log.warning("health check: database unavailable: %s", exc)
             database = "unavailable"
-        redis_status = await anyio.to_thread.run_sync(_check_redis, settings.redis_url)
+        problem = await anyio.to_thread.run_sync(redis_problem, settings.redis_url)
         status = 200 if database == "ok" else 503
         body = {
             "status": "ok" if status == 200 else "unavailable",
             "database": database,
-            "redis": redis_status,
+            "redis": "ok" if problem is None else f"unavailable: {problem}",
             "cache": cache.status,
         }
         return JSONResponse(body, status_code=status)
 
-    limiter = RateLimiter(settings.redis_url, namespace=settings.rate_limit_namespace, clock=clock)
+    limiter = RateLimiter(
+        settings.redis_url,
+        namespace=settings.rate_limit_namespace,
+        clock=clock,
+        timeout=settings.rate_limit_timeout,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # What start-up built lives as long as the process: out of the collector's way, so that
-        # full collections under load walk only what requests allocate (shorter pauses).
-        gc.collect()
-        gc.freeze()
         yield
         await limiter.aclose()
         await cache.aclose()
         db.dispose()
 
-    cache = ResponseCache(settings)
-    graphql = GraphQLView(db, settings, cache)
+    cache = Cache(settings)
+    graphql = GraphQLView(db, settings, cache, limiter, clock)
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
+            Route(GRAPHQL_PATH, graphql, methods=["GET", "POST", "OPTIONS"]),
             Route("/healthz", healthz),
+            Route(METRICS_PATH, metrics_route(db, settings), methods=["GET"]),
             Route("/exports/{id}", download_export, methods=["GET"]),
             *(
                 [Route("/bench/fixed", fixed_route(settings.bench_body_bytes), methods=["GET"])]
@@ -143,6 +157,8 @@ def create_app(
             ),
         ],
         middleware=[
+            # Outermost: times whole requests and counts the refusals of the others too.
+            Middleware(RequestMetrics, path=GRAPHQL_PATH, settings=settings),
             Middleware(
                 CORSMiddleware,
                 allow_origins=settings.cors_origins,
@@ -155,6 +171,7 @@ def create_app(
                 max_age=600,
             ),
             # Inside CORS, so that its 503 (database down) is readable by allowed origins.
+            Middleware(ResponseMediaType, path=GRAPHQL_PATH),
             Middleware(
                 SessionCookies,
                 db=db,
@@ -168,6 +185,4 @@ def create_app(
     )
     app.state.db = db
     app.state.settings = settings
-    app.state.clock = clock
-    app.state.limiter = limiter
     return app

@@ -5,9 +5,11 @@ import logging
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
-from trends_gql.accounts.auth import current_user
+from trends_gql.accounts.auth import require_staff
+from trends_gql.core import runs
 from trends_gql.core.db import Database
-from trends_gql.core.errors import BadUserInput, error_response
+from trends_gql.core.errors import BadUserInput, Forbidden, Unauthenticated, error_response
+from trends_gql.core.models import ExportRun
 from trends_gql.core.pagination import decode_id
 from trends_gql.exports import runs as exports
 
@@ -19,16 +21,16 @@ NOT_FOUND = "no finished export with this id"
 async def download_export(request: Request) -> Response:
     """GET /exports/{id}: the file of a finished export, as an attachment, to staff only."""
     db: Database = request.app.state.db
-    user = await current_user(request, db)
-    if user is None:
-        return error_response(401, "sign in as staff to download exports", "UNAUTHENTICATED")
-    if not user.is_staff:
-        return error_response(403, "only staff may download exports", "FORBIDDEN")
+    try:
+        user = require_staff(request, "download exports")
+    except (Unauthenticated, Forbidden) as exc:
+        status = 401 if isinstance(exc, Unauthenticated) else 403
+        return error_response(status, str(exc), exc.code)
     try:
         run_id = decode_id(request.path_params["id"], "ExportRun")
     except BadUserInput:
         return error_response(404, NOT_FOUND, "NOT_FOUND")
-    run = await db.run(exports.get_export_run, run_id)
+    run = await db.read(runs.get_run, ExportRun, run_id)
     path = exports.download_path(run)
     if run is None or path is None:
         return error_response(404, NOT_FOUND, "NOT_FOUND")

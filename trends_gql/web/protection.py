@@ -2,7 +2,7 @@
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from cross_web import HTTPException
 from starlette.datastructures import Headers, QueryParams
@@ -18,11 +18,16 @@ from trends_gql.core.errors import error_response
 from trends_gql.core.ratelimit import RateLimiter
 from trends_gql.core.settings import Settings
 
+if TYPE_CHECKING:
+    from trends_gql.schema.context import View
+else:
+    View = object
+
 log = logging.getLogger(__name__)
 
 GRAPHQL_PATH = "/graphql"
 RATE_WINDOW = 60.0
-RATE_EXEMPT_PATHS = frozenset({"/healthz"})
+RATE_EXEMPT_PATHS = frozenset({"/healthz", "/metrics"})  # no session lookup, no rate limit
 PREFLIGHT_HEADERS = ("graphql-require-preflight", "x-requested-with", "apollo-require-preflight")
 # Content types a browser sends cross-site without a CORS preflight ("" = none at all).
 SIMPLE_CONTENT_TYPES = frozenset(
@@ -220,24 +225,34 @@ _REFUSAL_CODES = {
 _STATUS_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
-class JSONRefusals:
+class JSONRefusals(View):
     """Mixin for a Strawberry ASGI view: its HTTP refusals as JSON errors with a code.
 
     Strawberry answers them in plain text; clients then handle one shape of error only.
     """
 
-    run: Callable[[Request], Awaitable[Response]]
     schema: BaseSchema
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await super().__call__(scope, receive, send)  # type: ignore[misc]
+            await super().__call__(scope, receive, send)
             return
+        request = Request(scope, receive)
         try:
-            response = await self.run(Request(scope, receive))
+            response = await self.run(request)
         except HTTPException as exc:
             response = self.refusal(exc, scope["method"])
+        finally:
+            await request.close()  # an upload's temporary files: Strawberry leaves them open
         await response(scope, receive, send)
+
+    async def parse_http_body(self, request: Any) -> Any:
+        """The request's operations; an empty operationName is none (GraphQL over HTTP)."""
+        data = await super().parse_http_body(request)
+        for item in data if isinstance(data, list) else [data]:
+            if item.operation_name == "":
+                item.operation_name = None
+        return data
 
     def refusal(self, exc: HTTPException, method: str) -> Response:
         """The JSON response for one of Strawberry's HTTP exceptions."""

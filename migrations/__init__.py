@@ -1,0 +1,1 @@
+"""Alembic migrations, shipped as trends_gql.migrations."""
