@@ -21,6 +21,7 @@ import redis
 import sqlalchemy as sa
 import uvicorn
 from rq import Queue, SimpleWorker
+from rq_scheduler import Scheduler
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 from starlette.applications import Starlette
@@ -31,6 +32,7 @@ from trends_gql.core.db import Database
 from trends_gql.core.settings import Settings, get_settings
 from trends_gql.imports.csvio import HEADERS
 from trends_gql.imports.ingest import ImportReport, import_trends
+from trends_gql.jobs.schedule import PREFIX
 from trends_gql.web.app import create_app
 
 DATA = Path(__file__).parent / "data"
@@ -497,3 +499,25 @@ def other_database(backend: Settings, tmp: Path, name: str = "other") -> Iterato
     finally:
         if not url.startswith("sqlite"):
             _drop_postgres_database(url)
+
+
+@pytest.fixture
+def scheduler() -> Iterator[Scheduler]:
+    """An rq-scheduler on the test Redis (queue schedule-test); our periodic jobs go after."""
+    connection = redis.Redis.from_url(TEST_REDIS_URL)
+    scheduler = Scheduler(queue_name="schedule-test", connection=connection)
+    yield scheduler
+    for job in scheduler.get_jobs():
+        if job.id.startswith(PREFIX):
+            scheduler.cancel(job)
+            job.delete()
+    connection.close()
+
+
+@pytest.fixture
+def staff(jobs_settings: Settings, db: Database) -> Iterator[httpx.Client]:
+    """A staff member's client of an app with the test's queue and folders."""
+    make_user(db, "staff@example.org", staff=True)
+    with web_client(jobs_settings) as client:
+        login(client, "staff@example.org")
+        yield client

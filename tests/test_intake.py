@@ -8,7 +8,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +49,6 @@ PREFLIGHT = {"GraphQL-Require-Preflight": "1"}
 PAGE = """query($after: String) {
   importRuns(first: 2, after: $after) { nodes { id } pageInfo { hasNextPage endCursor } }
 }"""
-
-
-@pytest.fixture
-def staff(jobs_settings: Settings, db: Database) -> Iterator[httpx.Client]:
-    """A staff member's client of an app with the test's queue and folders."""
-    make_user(db, "staff@example.org", staff=True)
-    with web_client(jobs_settings) as client:
-        login(client, "staff@example.org")
-        yield client
 
 
 def upload(

@@ -2,13 +2,11 @@
 
 import ast
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import redis
-from conftest import TEST_REDIS_URL, with_settings
+from conftest import with_settings
 from rq.utils import import_attribute
 from rq_scheduler import Scheduler
 
@@ -51,26 +49,18 @@ def test_periodic_jobs_are_named_after_their_functions(sqlite_settings: Settings
         assert import_attribute(job_name(func)) is func
 
 
-@pytest.fixture
-def scheduler() -> Iterator[Scheduler]:
-    """An rq-scheduler on the test Redis; our periodic jobs are removed afterwards."""
-    connection = redis.Redis.from_url(TEST_REDIS_URL)
-    scheduler = Scheduler(queue_name="jobs-test", connection=connection)
-    yield scheduler
-    for job in scheduler.get_jobs():
-        if job.id.startswith(PREFIX):
-            scheduler.cancel(job)
-            job.delete()
-    connection.close()
-
-
+@pytest.mark.xdist_group("scheduler")  # with every scheduler on the test Redis
 def test_a_periodic_job_registered_under_an_old_name_is_replaced(
     scheduler: Scheduler, sqlite_settings: Settings
 ) -> None:
-    settings = with_settings(sqlite_settings, queues=["jobs-test"], import_interval=30)
+    settings = with_settings(sqlite_settings, queues=["schedule-test"], import_interval=30)
     job_id = f"{PREFIX}scan-media"
     scheduler.schedule(  # as the release before jobs/ shipped as trends_gql.jobs left it
-        datetime.now(UTC), "jobs.scan.scan_media", interval=30, id=job_id, queue_name="jobs-test"
+        datetime.now(UTC),
+        "jobs.scan.scan_media",
+        interval=30,
+        id=job_id,
+        queue_name="schedule-test",
     )
     assert job_id in register(scheduler, settings)
     (job,) = [job for job in scheduler.get_jobs() if job.id == job_id]

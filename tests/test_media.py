@@ -3,7 +3,7 @@
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -12,8 +12,6 @@ from conftest import (
     SAMPLE,
     csv_text,
     delete_queue_keys,
-    login,
-    make_user,
     post,
     trend_row,
     web_client,
@@ -29,15 +27,6 @@ from trends_gql.imports.media import MediaFolderError
 
 SERVER_NAME = re.compile(r"\d{8}T\d{6}-[0-9a-f]{12}\.csv")
 SECRET = "SECRET-HEADER-CELL"
-
-
-@pytest.fixture
-def staff(jobs_settings: Settings, db: Database) -> Iterator[httpx.Client]:
-    """A staff member's client of an app with the test's queue and folders."""
-    make_user(db, "staff@example.org", staff=True)
-    with web_client(jobs_settings) as client:
-        login(client, "staff@example.org")
-        yield client
 
 
 def outside_csv(tmp_path: Path) -> Path:

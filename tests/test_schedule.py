@@ -2,30 +2,17 @@
 
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
-from conftest import TEST_REDIS_URL, TRENDS, settings_env, with_settings
+from conftest import TRENDS, settings_env, with_settings
 from private_redis import private_redis
 from rq_scheduler import Scheduler
 
 from trends_gql.core.settings import Settings
 from trends_gql.jobs.schedule import PREFIX, register
-
-
-@pytest.fixture
-def scheduler() -> Iterator[Scheduler]:
-    """An rq-scheduler on the test Redis; our periodic jobs are removed afterwards."""
-    connection = redis.Redis.from_url(TEST_REDIS_URL)
-    scheduler = Scheduler(queue_name="schedule-test", connection=connection)
-    yield scheduler
-    for job in scheduler.get_jobs():
-        if job.id.startswith(PREFIX):
-            scheduler.cancel(job)
-            job.delete()
-    connection.close()
 
 
 def periodic(scheduler: Scheduler) -> dict[str, tuple[str, int, str]]:
