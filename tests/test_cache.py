@@ -33,7 +33,8 @@ from trends_gql.cache import store as cache
 from trends_gql.cache.store import normalize
 from trends_gql.core import generation
 from trends_gql.core.db import Database
-from trends_gql.core.models import TREND_TABLE, Steepl
+from trends_gql.core.fields import Steepl
+from trends_gql.core.models import TREND_TABLE
 from trends_gql.core.settings import Settings
 from trends_gql.imports import intake
 from trends_gql.schema.caching import CACHE_HEADER, cacheable

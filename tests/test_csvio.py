@@ -10,9 +10,16 @@ import sqlalchemy as sa
 from conftest import SAMPLE, csv_text, generate_csv, load, trend_row
 
 from trends_gql.core.db import Database
+from trends_gql.core.fields import FIELDS, TREND_FIELDS
 from trends_gql.core.models import TREND_TABLE
-from trends_gql.core.validation import FIELDS
-from trends_gql.imports.csvio import HEADERS, CsvFormatError, escape_cell, unescape_cell
+from trends_gql.imports.csvio import (
+    HEADERS,
+    CsvFormatError,
+    escape_cell,
+    normalise_header,
+    unescape_cell,
+    write_csv,
+)
 
 HEADER_LINE = ";".join(HEADERS.values())
 
@@ -75,21 +82,44 @@ def test_variant_file_holds_the_same_records_as_the_pipeline_format(
     assert len(_stored(db)) == 60
 
 
-def test_headers_in_any_order_match_ignoring_case_spaces_and_punctuation(
-    db: Database, tmp_path: Path
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param(
+            [
+                "  technology READINESS level ",
+                "steepl",
+                "Macro-Trend",
+                "challenges_and_research_gaps",
+                "MEGATREND",
+                "Impact.Strength",
+                "relevant industries",
+                "Total count of PATENTS",
+                "total_count_of_publications",
+                "REAL WORLD application and use-cases",
+            ],
+            id="full",
+        ),
+        pytest.param(
+            [
+                "TRL",
+                "STEEPL",
+                "Macrotrend",
+                "Challenges",
+                "Megatrend",
+                "Impact",
+                "Industries",
+                "Patents",
+                "Publications",
+                "Use cases",
+            ],
+            id="short",
+        ),
+    ],
+)
+def test_headers_full_or_short_in_any_order_match_ignoring_case_spaces_and_punctuation(
+    db: Database, tmp_path: Path, header: list[str]
 ) -> None:
-    header = [
-        "  technology READINESS level ",
-        "steepl",
-        "Macro-Trend",
-        "challenges_and_research_gaps",
-        "MEGATREND",
-        "Impact.Strength",
-        "relevant industries",
-        "Total count of PATENTS",
-        "total_count_of_publications",
-        "REAL WORLD application and use-cases",
-    ]
     row = ["deploy", "E", "Edge AI", "Gaps", "AI", "Medium", "Energy", "3", "4", "Use"]
     report = load(db, tmp_path, _lines(header, row))
     assert (report.created, report.warnings) == (1, [])
@@ -105,6 +135,26 @@ def test_headers_in_any_order_match_ignoring_case_spaces_and_punctuation(
         "relevant_industries": "Energy",
         "real_world_application_and_use_cases": "Use",
     }
+
+
+def test_no_header_name_matches_two_fields() -> None:
+    names = [
+        (normalise_header(name), f.name)
+        for f in TREND_FIELDS
+        for name in {f.header, f.name, *f.aliases}
+    ]
+    fields_of = {key: {field for k, field in names if k == key} for key, _ in names}
+    assert {key: found for key, found in fields_of.items() if len(found) > 1} == {}
+
+
+def test_the_written_header_is_the_pipelines() -> None:
+    out = io.StringIO()
+    write_csv([], out)
+    assert out.getvalue() == (
+        "Megatrend;Macrotrend;Challenges and Research Gaps;Total Count of Publications;"
+        "Total Count of Patents;Technology Readiness Level;Impact Strength;STEEPL;"
+        "Relevant Industries;Real-World Application and Use Cases\r\n"
+    )
 
 
 def test_optional_columns_may_be_absent_with_a_warning(db: Database, tmp_path: Path) -> None:

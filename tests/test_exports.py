@@ -24,7 +24,8 @@ from conftest import (
 from rq.job import Job
 
 from trends_gql.core.db import Database
-from trends_gql.core.models import ExportFormat, ExportRun, RunStatus, Steepl
+from trends_gql.core.fields import Steepl
+from trends_gql.core.models import ExportFormat, ExportRun, RunStatus
 from trends_gql.core.pagination import encode_id
 from trends_gql.core.settings import Settings
 from trends_gql.exports import runs as exports

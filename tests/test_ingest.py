@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from conftest import SAMPLE, csv_text, generate_csv, load, trend_row
 
 from trends_gql.core.db import Database
+from trends_gql.core.fields import FIELDS
 from trends_gql.core.models import TREND_TABLE
 from trends_gql.core.settings import Settings
-from trends_gql.core.validation import FIELDS, fingerprint, validate_trend
+from trends_gql.core.validation import fingerprint, validate_trend
 from trends_gql.exports.files import export_trends
 from trends_gql.imports.csvio import CsvFormatError, escape_cell
 from trends_gql.imports.ingest import ImportReport

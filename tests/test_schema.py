@@ -17,16 +17,18 @@ from conftest import (
     load,
     serve,
 )
-from graphql import build_schema, find_breaking_changes, find_dangerous_changes
+from graphql import build_schema, find_breaking_changes, find_dangerous_changes, print_ast
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 from strawberry.printer import print_schema
+from strawberry.utils.str_converters import to_camel_case
 
 from trends_gql.core import generation
 from trends_gql.core.db import Database
+from trends_gql.core.fields import CHOICES, TREND_FIELDS, Choice, Count, Text, TrendField
 from trends_gql.core.pagination import encode_id
 from trends_gql.core.settings import Settings
-from trends_gql.schema import schema
+from trends_gql.schema import schema, types
 from trends_gql.web.app import create_app
 
 SCHEMA_FILE = Path(__file__).parents[1] / "schema.graphql"
@@ -135,6 +137,61 @@ def test_schema_graphql_keeps_every_type_and_field_of_the_contract() -> None:
     assert find_breaking_changes(contract, exported) == []
     # Dangerous: a default of the contract (first: 50, direction: ASC) changed.
     assert find_dangerous_changes(contract, exported) == []
+
+
+# The declared trend fields (core/fields.py), spelled out in Trend, TrendInput and TrendPatch
+
+
+def graphql_type(field: TrendField) -> str:
+    """The type of a declared field in Trend and TrendInput: non-null when never empty."""
+    match field.rule:
+        case Text():
+            named = "String"
+        case Count():
+            named = "Int"
+        case Choice(members=members):
+            named = members.__name__
+    return f"{named}!" if field.required or field.default is not None else named
+
+
+def api_fields(type_name: str) -> dict[str, Any]:
+    """The fields of an object or input type of the schema, by name, in their order."""
+    fields: dict[str, Any] = build_schema(print_schema(schema)).type_map[type_name].fields
+    return fields
+
+
+def data_fields(type_name: str) -> list[tuple[str, str]]:
+    """The fields of a type with their types, but the id and the times of a Trend."""
+    skipped = ("id", "uploadedAt", "updatedAt")
+    return [(n, str(f.type)) for n, f in api_fields(type_name).items() if n not in skipped]
+
+
+def test_trend_types_have_the_declared_fields_in_their_order() -> None:
+    declared = [(to_camel_case(f.name), graphql_type(f)) for f in TREND_FIELDS]
+    assert data_fields("Trend") == declared
+    assert data_fields("TrendInput") == declared
+    assert data_fields("TrendPatch") == [(name, kind.rstrip("!")) for name, kind in declared]
+
+
+def test_trend_input_defaults_are_those_of_the_declared_rules() -> None:
+    nodes = {name: f.ast_node.default_value for name, f in api_fields("TrendInput").items()}
+    defaults = {name: node and print_ast(node) for name, node in nodes.items()}
+    assert defaults == {
+        to_camel_case(f.name): f.default.name if f.default else None if f.required else "null"
+        for f in TREND_FIELDS
+    }
+
+
+def test_each_field_of_an_enum_is_a_filter_and_a_facet() -> None:
+    filters, facets = dict(data_fields("TrendFilter")), dict(data_fields("TrendFacets"))
+    for name, members in CHOICES.items():
+        assert (filters[to_camel_case(name)], facets[to_camel_case(name)]) == (
+            members.__name__,
+            "[Count!]!",
+        )
+    chosen = {name: next(iter(members)) for name, members in CHOICES.items()}
+    query = types.TrendFilter(**chosen).to_query()
+    assert {name: getattr(query, name) for name in CHOICES} == chosen
 
 
 # Error codes

@@ -9,15 +9,16 @@ import sqlalchemy as sa
 from conftest import csv_text, load, trend_row
 
 from trends_gql.core.db import Database
-from trends_gql.core.models import (
+from trends_gql.core.fields import (
     COUNT_MAX,
-    TREND_TABLE,
+    FIELDS,
+    REQUIRED,
     ImpactStrength,
     Steepl,
     TechnologyReadinessLevel,
 )
-from trends_gql.core.validation import FIELDS, InvalidTrend, fingerprint, validate_trend
-from trends_gql.imports.csvio import REQUIRED
+from trends_gql.core.models import TREND_TABLE
+from trends_gql.core.validation import InvalidTrend, fingerprint, validate_trend
 
 
 def _stored(db: Database) -> list[dict[str, Any]]:

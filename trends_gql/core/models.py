@@ -1,4 +1,4 @@
-"""SQLModel tables and the enums of a trend record."""
+"""SQLModel tables (a trend's data fields are declared in core/fields.py)."""
 
 import enum
 from datetime import datetime
@@ -8,27 +8,14 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from trends_gql.core.db import UTCDateTime
-
-
-class TechnologyReadinessLevel(enum.StrEnum):
-    PILOT = "Pilot"
-    DEVELOPMENT = "Development"
-    DEPLOY = "Deploy"
-
-
-class ImpactStrength(enum.StrEnum):
-    LOW = "Low"
-    MEDIUM = "Medium"
-    HIGH = "High"
-
-
-class Steepl(enum.StrEnum):
-    S = "S"
-    T = "T"
-    E = "E"
-    P = "P"
-    L = "L"
-
+from trends_gql.core.fields import (
+    MACROTREND_MAX,
+    MEGATREND_MAX,
+    SEARCHED,
+    ImpactStrength,
+    Steepl,
+    TechnologyReadinessLevel,
+)
 
 # Midpoints of the TRL bands 1-3, 4-6 and 7-9 that the radar chart's legend shows.
 TRL_SCORES = {
@@ -36,18 +23,6 @@ TRL_SCORES = {
     TechnologyReadinessLevel.DEVELOPMENT: 5,
     TechnologyReadinessLevel.DEPLOY: 8,
 }
-
-# The text columns that `search` matches (queries.filter_clauses), in one trigram index.
-SEARCH_COLUMNS = (
-    "megatrend",
-    "macrotrend",
-    "challenges_and_research_gaps",
-    "relevant_industries",
-    "real_world_application_and_use_cases",
-)
-MEGATREND_MAX = 150
-MACROTREND_MAX = 200
-COUNT_MAX = 2**31 - 1
 
 
 class _Keyed(Protocol):
@@ -101,9 +76,9 @@ class Trend(SQLModel, table=True):
         # SQLite has no such index and scans (an index on the bare columns would not serve it).
         sa.Index(
             "ix_trend_search",
-            *SEARCH_COLUMNS,
+            *SEARCHED,
             postgresql_using="gin",
-            postgresql_ops=dict.fromkeys(SEARCH_COLUMNS, "gin_trgm_ops"),
+            postgresql_ops=dict.fromkeys(SEARCHED, "gin_trgm_ops"),
         ).ddl_if(dialect="postgresql"),
     )
 

@@ -1,4 +1,4 @@
-"""The rules of a trend record's ten data fields, shared by CSV import and staff writes."""
+"""The field rules of core/fields.py applied to whole records, for CSV import and staff writes."""
 
 import enum
 import hashlib
@@ -7,14 +7,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple, TypeVar
 
-from trends_gql.core.models import (
-    COUNT_MAX,
-    MACROTREND_MAX,
-    MEGATREND_MAX,
-    ImpactStrength,
-    Steepl,
-    TechnologyReadinessLevel,
-)
+# Callers import the list from here as well as from core/fields.py, where it is declared.
+from trends_gql.core.fields import COUNT_MAX, FIELDS, TREND_FIELDS, Choice, Count, Rule, Text
 
 E = TypeVar("E", bound=enum.Enum)
 _INTEGER = re.compile(r"\+?\d+(?:\.0*)?")
@@ -106,33 +100,22 @@ def _choice(
     return clean
 
 
-_STEEPL_WORDS = {
-    "social": Steepl.S,
-    "technological": Steepl.T,
-    "economic": Steepl.E,
-    "environmental": Steepl.E,
-    "political": Steepl.P,
-    "legal": Steepl.L,
-}
+def _cleaner(rule: Rule) -> Callable[[Any], Any]:
+    """The function that normalises a value under `rule` (ValueError when the value breaks it)."""
+    match rule:
+        case Text():
+            return _text(rule.required, rule.max_length)
+        case Count():
+            return _count
+        case Choice():
+            return _choice(rule.members, rule.default, rule.words)
 
-# The ten data fields of a trend, in their order (CSV columns, fingerprints), with their rules.
-CLEANERS: dict[str, Callable[[Any], Any]] = {
-    "megatrend": _text(True, MEGATREND_MAX),
-    "macrotrend": _text(True, MACROTREND_MAX),
-    "challenges_and_research_gaps": _text(True),
-    "total_count_of_publications": _count,
-    "total_count_of_patents": _count,
-    "technology_readiness_level": _choice(TechnologyReadinessLevel, None),
-    "impact_strength": _choice(ImpactStrength, ImpactStrength.LOW),
-    "steepl": _choice(Steepl, Steepl.S, _STEEPL_WORDS),
-    "relevant_industries": _text(False),
-    "real_world_application_and_use_cases": _text(False),
-}
-FIELDS: tuple[str, ...] = tuple(CLEANERS)
+
+CLEANERS: dict[str, Callable[[Any], Any]] = {f.name: _cleaner(f.rule) for f in TREND_FIELDS}
 
 
 def clean_trend(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
-    """Normalise the ten fields of `raw` (missing ones count as empty); return values and errors."""
+    """Normalise the fields of `raw` (missing ones count as empty); return values and errors."""
     values: dict[str, Any] = {}
     errors: list[FieldError] = []
     for field, clean in CLEANERS.items():
@@ -152,15 +135,15 @@ def validate_trend(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def fingerprint(values: Mapping[str, Any]) -> bytes:
-    """SHA-256 of the ten normalised fields: equal records, equal fingerprints."""
+    """SHA-256 of the normalised data fields: equal records, equal fingerprints."""
     return fingerprint_of(field_values(values))
 
 
-field_values = operator.itemgetter(*FIELDS)  # the ten fields of a record, in order
+field_values = operator.itemgetter(*FIELDS)  # the data fields of a record, in order
 
 
 def fingerprint_of(ordered: tuple[Any, ...]) -> bytes:
-    """The fingerprint of the ten normalised fields, given in FIELDS order."""
+    """The fingerprint of the normalised data fields, given in FIELDS order."""
     # NUL never occurs inside a value (rejected above), so the joined form is unambiguous;
     # enum members are StrEnums, so str() gives their value.
     joined = "\x00".join(["-" if v is None else f"={v}" for v in ordered])

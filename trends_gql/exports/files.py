@@ -11,8 +11,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from trends_gql.core.fields import FIELDS
 from trends_gql.core.models import TREND_TABLE
-from trends_gql.core.validation import FIELDS
 from trends_gql.imports.csvio import write_csv
 from trends_gql.trends.queries import TrendFilter, filter_clauses
 

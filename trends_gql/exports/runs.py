@@ -13,14 +13,8 @@ from sqlalchemy.orm import Session
 from trends_gql.core import queue
 from trends_gql.core import runs as life_cycle
 from trends_gql.core.db import Database, utcnow
-from trends_gql.core.models import (
-    ExportFormat,
-    ExportRun,
-    ImpactStrength,
-    RunStatus,
-    Steepl,
-    TechnologyReadinessLevel,
-)
+from trends_gql.core.fields import CHOICES
+from trends_gql.core.models import ExportFormat, ExportRun, RunStatus
 from trends_gql.core.settings import Settings
 from trends_gql.exports.files import FileFormat, export_trends
 from trends_gql.trends.queries import TrendFilter, filter_clauses
@@ -29,11 +23,6 @@ log = logging.getLogger(__name__)
 
 EXPORTS_FOLDER = "exports"
 MEDIA_TYPES = {ExportFormat.CSV: "text/csv; charset=utf-8", ExportFormat.JSON: "application/json"}
-_ENUMS: dict[str, Any] = {
-    "technology_readiness_level": TechnologyReadinessLevel,
-    "impact_strength": ImpactStrength,
-    "steepl": Steepl,
-}
 
 
 def filter_to_json(trend_filter: TrendFilter | None) -> dict[str, Any] | None:
@@ -48,7 +37,8 @@ def filter_from_json(data: dict[str, Any] | None) -> TrendFilter | None:
     """The filter stored by `filter_to_json`."""
     if not data:
         return None
-    return TrendFilter(**{k: _ENUMS[k](v) if k in _ENUMS else v for k, v in data.items()})
+    values: dict[str, Any] = {k: CHOICES[k](v) if k in CHOICES else v for k, v in data.items()}
+    return TrendFilter(**values)
 
 
 def create_export_run(

@@ -12,42 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from trends_gql.core.validation import FIELDS, FieldError, clean_trend
+from trends_gql.core.fields import FIELDS, REQUIRED, TREND_FIELDS, Text
+from trends_gql.core.validation import FieldError, clean_trend
 
-HEADERS: dict[str, str] = {
-    "megatrend": "Megatrend",
-    "macrotrend": "Macrotrend",
-    "challenges_and_research_gaps": "Challenges and Research Gaps",
-    "total_count_of_publications": "Total Count of Publications",
-    "total_count_of_patents": "Total Count of Patents",
-    "technology_readiness_level": "Technology Readiness Level",
-    "impact_strength": "Impact Strength",
-    "steepl": "STEEPL",
-    "relevant_industries": "Relevant Industries",
-    "real_world_application_and_use_cases": "Real-World Application and Use Cases",
-}
-REQUIRED = ("megatrend", "macrotrend", "challenges_and_research_gaps")
-_EXTRA_ALIASES = {
-    "challenges": "challenges_and_research_gaps",
-    "publications": "total_count_of_publications",
-    "patents": "total_count_of_patents",
-    "trl": "technology_readiness_level",
-    "impact": "impact_strength",
-    "industries": "relevant_industries",
-    "usecases": "real_world_application_and_use_cases",
-}
+HEADERS = {f.name: f.header for f in TREND_FIELDS}
 # Columns of the old service's own exports that carry no data of a record.
 _IGNORED = {"id", "uploadedat", "updatedat", "fingerprint", ""}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _CHUNK = 1 << 20
 # Typed columns: a header cell never holds one of their values, a data row usually does.
-_TYPED = (
-    "total_count_of_publications",
-    "total_count_of_patents",
-    "technology_readiness_level",
-    "impact_strength",
-    "steepl",
-)
+_TYPED = tuple(f.name for f in TREND_FIELDS if not isinstance(f.rule, Text))
 # Never through a symbolic link; a FIFO must not block the open; a device must not become a tty.
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _KINDS = (
@@ -65,9 +39,9 @@ def normalise_header(name: str) -> str:
     return re.sub(r"[\W_]+", "", name).casefold()
 
 
-_ALIASES = {normalise_header(h): f for f, h in HEADERS.items()}
-_ALIASES.update({normalise_header(f): f for f in FIELDS})
-_ALIASES.update(_EXTRA_ALIASES)
+_ALIASES = {
+    normalise_header(name): f.name for f in TREND_FIELDS for name in (f.header, f.name, *f.aliases)
+}
 
 
 class CsvFormatError(ValueError):

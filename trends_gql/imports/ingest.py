@@ -13,8 +13,9 @@ from psycopg import pq
 from sqlalchemy.orm import Session
 
 from trends_gql.core.db import mark_written, utcnow
+from trends_gql.core.fields import FIELDS
 from trends_gql.core.models import TREND_TABLE
-from trends_gql.core.validation import FIELDS, field_values, fingerprint_of
+from trends_gql.core.validation import field_values, fingerprint_of
 from trends_gql.imports.csvio import RowError, TrendCsvReader
 
 log = logging.getLogger(__name__)

@@ -11,6 +11,7 @@ from strawberry.utils.str_converters import to_camel_case
 from trends_gql.accounts import auth, sessions
 from trends_gql.accounts.sessions import request_session
 from trends_gql.core.errors import BadUserInput
+from trends_gql.core.fields import TREND_FIELDS
 from trends_gql.core.models import stored_id
 from trends_gql.core.pagination import decode_id, encode_id
 from trends_gql.schema.context import Context
@@ -18,8 +19,8 @@ from trends_gql.schema.types import TREND_COLUMNS, Trend, TrendInput, TrendPatch
 from trends_gql.trends import curation, queries
 
 ALL_COLUMNS = set(TREND_COLUMNS.values())
-# Non-null in Trend, so a patch may change them but not clear them.
-_NOT_NULL = ("impact_strength", "steepl")
+# Non-null in Trend, as they have a default: a patch may change them but not clear them.
+_NOT_NULL = tuple(f.name for f in TREND_FIELDS if f.default is not None)
 
 STAFF: list[type[BasePermission]] = [auth.IsStaff]
 

@@ -8,13 +8,13 @@ from strawberry.types.base import get_object_definition
 from strawberry.utils.str_converters import to_camel_case
 
 from trends_gql.accounts import sessions
-from trends_gql.core import models
+from trends_gql.core import fields, models
 from trends_gql.core.pagination import RecordPage, encode_id
 from trends_gql.trends import queries
 
-TechnologyReadinessLevel = models.TechnologyReadinessLevel
-ImpactStrength = models.ImpactStrength
-Steepl = models.Steepl
+TechnologyReadinessLevel = fields.TechnologyReadinessLevel
+ImpactStrength = fields.ImpactStrength
+Steepl = fields.Steepl
 TrendOrderField = queries.TrendOrderField
 SortDirection = queries.SortDirection
 # strawberry.enum marks each class as a GraphQL enum in place (and returns it): called on its own,
@@ -33,6 +33,8 @@ def root_id(root: object) -> int:
     return cast(_Stored, root).id
 
 
+# Trend, TrendInput and TrendPatch spell out the fields of core/fields.py (Strawberry and type
+# checkers read static annotations); tests/test_schema.py checks that they agree.
 @strawberry.type(
     description="A trend record. Resolvers pass database rows as its root, not copies."
 )

@@ -12,9 +12,10 @@ from strawberry.utils.str_converters import to_camel_case
 
 from trends_gql.core.db import utcnow
 from trends_gql.core.errors import BadUserInput, NotFound
+from trends_gql.core.fields import FIELDS
 from trends_gql.core.models import TREND_TABLE
 from trends_gql.core.pagination import encode_id
-from trends_gql.core.validation import FIELDS, InvalidTrend, fingerprint, validate_trend
+from trends_gql.core.validation import InvalidTrend, fingerprint, validate_trend
 
 log = logging.getLogger(__name__)
 T = TREND_TABLE.c

@@ -8,21 +8,16 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from trends_gql.core import fields
 from trends_gql.core.errors import BadUserInput, too_many_entries
-from trends_gql.core.models import (
-    SEARCH_COLUMNS,
-    TREND_TABLE,
-    TRL_SCORES,
-    ImpactStrength,
-    Steepl,
-    TechnologyReadinessLevel,
-)
+from trends_gql.core.fields import ImpactStrength, Steepl, TechnologyReadinessLevel
+from trends_gql.core.models import TREND_TABLE, TRL_SCORES
 from trends_gql.core.pagination import Keyset, check_first
 
 T = TREND_TABLE.c
 # Each is matched on its own, as the trigram index ix_trend_search holds it: a term never
 # spans two columns.
-SEARCHED = tuple(T[name] for name in SEARCH_COLUMNS)
+SEARCHED = tuple(T[name] for name in fields.SEARCHED)
 
 
 class TrendOrderField(enum.Enum):
@@ -77,13 +72,9 @@ def filter_clauses(f: TrendFilter | None) -> list[sa.ColumnElement[bool]]:
     if f.macrotrend is not None:
         macrotrend = _text(f.macrotrend, "macrotrend")
         clauses.append(sa.func.lower(T.macrotrend) == sa.func.lower(macrotrend))
-    for column, value in (
-        (T.technology_readiness_level, f.technology_readiness_level),
-        (T.impact_strength, f.impact_strength),
-        (T.steepl, f.steepl),
-    ):
-        if value is not None:
-            clauses.append(column == value)
+    for name in fields.CHOICES:
+        if (value := getattr(f, name)) is not None:
+            clauses.append(T[name] == value)
     term = _text(f.search or "", "search")
     if term:
         clauses.append(sa.or_(*(c.icontains(term, autoescape=True) for c in SEARCHED)))
@@ -230,13 +221,6 @@ class Facets:
     megatrend: list[tuple[str, int]] = field(default_factory=list)
 
 
-_ENUM_FACETS: dict[str, type[enum.Enum]] = {
-    "technology_readiness_level": TechnologyReadinessLevel,
-    "impact_strength": ImpactStrength,
-    "steepl": Steepl,
-}
-
-
 def trend_facets(session: Session, trend_filter: TrendFilter | None = None) -> Facets:
     """Row counts per value of each enum and per megatrend, in one SQL statement."""
     where = filter_clauses(trend_filter)
@@ -244,7 +228,7 @@ def trend_facets(session: Session, trend_filter: TrendFilter | None = None) -> F
         sa.select(sa.literal(name), sa.cast(T[name], sa.String), sa.func.count())
         .where(*where)
         .group_by(T[name])
-        for name in _ENUM_FACETS
+        for name in fields.CHOICES
     ]
     parts.append(
         sa.select(sa.literal("megatrend"), sa.func.min(T.megatrend), sa.func.count())
@@ -255,10 +239,10 @@ def trend_facets(session: Session, trend_filter: TrendFilter | None = None) -> F
     # A missing readiness level comes back as NULL, which SQLAlchemy's column types leave out.
     rows = cast(Iterable[tuple[str, str | None, int]], session.execute(sa.union_all(*parts)))
     for facet, value, count in rows:
-        if facet in _ENUM_FACETS:
-            value = "NONE" if value is None else _ENUM_FACETS[facet](value).name
+        if facet in fields.CHOICES:
+            value = "NONE" if value is None else fields.CHOICES[facet](value).name
         getattr(facets, facet).append((value, count))
-    for name in (*_ENUM_FACETS, "megatrend"):
+    for name in (*fields.CHOICES, "megatrend"):
         getattr(facets, name).sort(key=lambda vc: (-vc[1], vc[0]))
     facets.total = sum(count for _, count in facets.steepl)
     return facets
