@@ -9,7 +9,8 @@ PORT ?= 8000
 .PHONY: help install run migrate serve test test-lowest lint format schema bench bench-attacks clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' -v host='$(HOST)' -v port='$(PORT)' \
+		'{gsub(/\$$\(HOST\)/, host, $$2); gsub(/\$$\(PORT\)/, port, $$2); printf "  make %-13s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: pyproject.toml constraints.txt tests/http_audit/package-lock.json
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'

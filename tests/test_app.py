@@ -1,11 +1,18 @@
 """The Starlette app: health, GraphiQL, CORS, error masking."""
 
 import gc
+import json
+from pathlib import Path
 
 import httpx
+import pytest
+import sqlalchemy as sa
 from conftest import web_client, with_settings
 
+from trends_gql.cli import migrate
+from trends_gql.core.revisions import shipped_revisions
 from trends_gql.core.settings import Settings
+from trends_gql.web.pages import EXAMPLE_QUERY
 
 
 def test_healthz_reports_database_and_redis(client: httpx.Client) -> None:
@@ -58,3 +65,69 @@ def test_cors_refuses_other_origins(client: httpx.Client) -> None:
         headers={"origin": "http://evil.example", "access-control-request-method": "POST"},
     )
     assert "access-control-allow-origin" not in response.headers
+
+
+def test_healthz_reports_the_migration_state(client: httpx.Client) -> None:
+    body = client.get("/healthz").json()
+    assert body["migrations"] == f"{shipped_revisions().head} (head)"
+
+
+@pytest.mark.parametrize(
+    ("revision", "migrations"),
+    [(None, "not migrated, head 0005"), ("0003", "behind: 0003, head 0005")],
+    ids=["not-migrated", "behind"],
+)
+def test_healthz_answers_503_when_the_database_is_not_migrated_to_the_head(
+    sqlite_settings: Settings, tmp_path: Path, revision: str | None, migrations: str
+) -> None:
+    settings = with_settings(sqlite_settings, database_url=f"sqlite:///{tmp_path / 'old.db'}")
+    if revision:
+        migrate(settings, revision)
+    with web_client(settings) as client:
+        response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert (body["status"], body["database"], body["migrations"]) == (
+        "unavailable",
+        "ok",
+        migrations,
+    )
+
+
+def test_the_home_page_points_browsers_to_graphql(client: httpx.Client) -> None:
+    response = client.get("/", headers={"accept": "text/html,application/xhtml+xml"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert '<a href="/graphql">' in response.text
+
+
+def test_the_home_page_points_other_clients_to_graphql_in_json(client: httpx.Client) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.json()["graphql"] == "/graphql"
+
+
+def test_graphiql_opens_on_an_example_query_that_runs(client: httpx.Client) -> None:
+    page = client.get("/graphql", headers={"accept": "text/html"}).text
+    assert "Welcome to GraphiQL" not in page
+    assert json.dumps(EXAMPLE_QUERY) in page
+    assert "trends(first: 5)" in EXAMPLE_QUERY
+    assert "login(email:" in EXAMPLE_QUERY
+    body = client.post("/graphql", json={"query": EXAMPLE_QUERY}).json()
+    assert "errors" not in body, body
+    assert body["data"]["trends"]["totalCount"] == 0
+
+
+def test_healthz_serves_a_database_migrated_by_a_newer_release(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    settings = with_settings(sqlite_settings, database_url=f"sqlite:///{tmp_path / 'new.db'}")
+    migrate(settings)
+    engine = sa.create_engine(settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0099'"))
+    engine.dispose()
+    with web_client(settings) as client:
+        response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["migrations"] == "ahead: 0099, head 0005"

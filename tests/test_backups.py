@@ -1,5 +1,6 @@
 """Backups: the job on a real worker, pruning, and `trends restore` into an empty database."""
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,7 +98,7 @@ def test_the_backup_file_is_one_json_document_with_a_header(
     before = datetime.now(UTC)
     path = filled.call_sync(create_backup, job_env)
     document = orjson.loads(path.read_bytes())
-    assert set(document) == {"format", "version", "created_at", "count", "trends"}
+    assert set(document) == {"format", "version", "created_at", "count", "state", "trends"}
     assert (document["format"], document["version"], document["count"]) == ("trends-backup", 1, 44)
     assert datetime.fromisoformat(document["created_at"]) >= before
     assert backups.NAME.fullmatch(path.name)
@@ -298,3 +299,42 @@ def test_backup_command_prints_the_path_and_prunes(
     assert list_backups(job_env) == [path]
     assert orjson.loads(path.read_bytes())["count"] == 44
     assert (job_env.backup_dir / "keep.txt").exists()
+
+
+def _job_result(settings: Settings) -> Any:
+    job = queue.enqueue(settings, backup_database)
+    work(settings)
+    return job.return_value()
+
+
+def test_the_job_backs_up_only_when_the_data_changed_since_the_last_backup(
+    filled: Database, job_env: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = _job_result(job_env)
+    assert list_backups(job_env) == [Path(first["path"])]
+    with caplog.at_level(logging.INFO, logger="trends_gql"):
+        second = _job_result(job_env)
+    assert second == {"path": None, "unchanged_since": first["path"], "pruned": []}
+    assert list_backups(job_env) == [Path(first["path"])]
+    assert f"no backup needed: the data has not changed since {first['path']}" in caplog.text
+    with filled.session() as session:
+        pk = session.execute(sa.select(sa.func.max(TREND_TABLE.c.id))).scalar_one()
+        curation.update_trend(session, pk, {"total_count_of_patents": 8}, ACTOR)
+    third = _job_result(job_env)
+    assert list_backups(job_env) == [Path(first["path"]), Path(third["path"])]
+
+
+@pytest.mark.parametrize("write", ["update", "delete", "create", "delete-and-create"])
+def test_every_kind_of_write_changes_the_state_a_backup_records(
+    filled: Database, job_env: Settings, write: str
+) -> None:
+    before = filled.call_sync(backups.data_state)
+    with filled.session() as session:
+        pk = session.execute(sa.select(sa.func.max(TREND_TABLE.c.id))).scalar_one()
+        if write == "update":
+            curation.update_trend(session, pk, {"total_count_of_patents": 9}, ACTOR)
+        if write.startswith("delete"):
+            curation.delete_trend(session, pk, ACTOR)  # the last id: SQLite may give it again
+        if write.endswith("create"):
+            curation.create_trend(session, trend_row(macrotrend="New"), ACTOR)
+    assert filled.call_sync(backups.data_state) != before

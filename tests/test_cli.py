@@ -1,22 +1,47 @@
 """The `trends` command: migrate, import (with dry run and error reporting) and export."""
 
 import json
+import re
+import signal
+import socket
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import PASSWORD, SAMPLE, csv_text, settings_env, trend_row
+from conftest import (
+    PASSWORD,
+    SAMPLE,
+    TEST_DATABASE_URL,
+    TRENDS,
+    _drop_postgres_database,
+    _recreate_postgres_database,
+    csv_text,
+    load,
+    login,
+    make_user,
+    post,
+    settings_env,
+    trend_row,
+    with_settings,
+    work_in_a_worker_process,
+)
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from trends_gql.accounts import sessions, users
 from trends_gql.cli import main
 from trends_gql.core.db import Database, utcnow
-from trends_gql.core.models import TREND_TABLE
+from trends_gql.core.models import TREND_TABLE, ExportFormat
 from trends_gql.core.settings import Settings, get_settings
+from trends_gql.exports import runs as export_runs
+from trends_gql.imports import intake
 
 
 def _count(db: Database) -> int:
@@ -264,3 +289,256 @@ def test_the_server_process_freezes_what_its_start_up_built(sqlite_settings: Set
         timeout=60,
     )
     assert result.stdout.strip() == "True", result.stderr
+
+
+# The mistakes operators make most: each ends with one line that says what to do, exit 1.
+def _main_with(monkeypatch: pytest.MonkeyPatch, url: str, *argv: str) -> int:
+    monkeypatch.setenv("DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        return main(list(argv))
+    finally:
+        get_settings.cache_clear()
+
+
+def _pg_url(database: str) -> str:
+    return make_url(TEST_DATABASE_URL).set(database=database).render_as_string(hide_password=False)
+
+
+COMMANDS = [["list-users"], ["import", str(SAMPLE)], ["backup"], ["export", "out.csv"]]
+
+
+@pytest.mark.parametrize("argv", [*COMMANDS, ["migrate"]], ids=lambda a: a[0])
+def test_a_postgresql_that_does_not_answer_is_one_line_and_exit_1(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _main_with(monkeypatch, "postgresql://postgres@127.0.0.1:1/trends", *argv) == 1
+    assert capsys.readouterr().err == (
+        "error: PostgreSQL at 127.0.0.1:1 does not answer: start it or set DATABASE_URL\n"
+    )
+
+
+def test_a_database_that_does_not_exist_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = f"trends_missing_{uuid.uuid4().hex[:8]}"
+    url = make_url(TEST_DATABASE_URL)
+    assert _main_with(monkeypatch, _pg_url(name), "list-users") == 1
+    assert capsys.readouterr().err == (
+        f'error: PostgreSQL at {url.host}:{url.port or 5432} has no database "{name}": '
+        f"create it (createdb {name}) and run `trends migrate`, or set DATABASE_URL\n"
+    )
+
+
+@pytest.fixture
+def unmigrated(backend: Settings, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database, never migrated, of the backend's kind."""
+    if backend.database_url.startswith("sqlite"):
+        path = tmp_path / "empty.db"
+        path.touch()
+        yield f"sqlite:///{path}"
+        return
+    url = _pg_url(f"{make_url(TEST_DATABASE_URL).database}_unmigrated")
+    _recreate_postgres_database(url)
+    try:
+        yield url
+    finally:
+        _drop_postgres_database(url)
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: a[0])
+def test_a_database_not_migrated_is_one_line_and_exit_1(
+    unmigrated: str,
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert _main_with(monkeypatch, unmigrated, *argv) == 1
+    shown = make_url(unmigrated).render_as_string(hide_password=True)
+    assert capsys.readouterr().err == (
+        f"error: the database {shown} is not migrated, head 0005: run `trends migrate`\n"
+    )
+
+
+def test_a_database_behind_says_which_revision_it_is_at(
+    unmigrated: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _main_with(monkeypatch, unmigrated, "migrate", "0004") == 0  # before user_session
+    capsys.readouterr()
+    database = Database(unmigrated)
+    database.call_sync(lambda s: users.create_user(s, "ann@example.org", PASSWORD))
+    database.dispose()
+    assert _main_with(monkeypatch, unmigrated, "list-sessions", "ann@example.org") == 1
+    shown = make_url(unmigrated).render_as_string(hide_password=True)
+    assert capsys.readouterr().err == (
+        f"error: the database {shown} is behind: 0004, head 0005: run `trends migrate`\n"
+    )
+
+
+@pytest.mark.parametrize("url", ["mysql://trends@localhost/trends", "trends.db"])
+def test_an_unsupported_database_url_is_one_line_and_exit_2(
+    url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _main_with(monkeypatch, url, "list-users") == 2
+    what = "unsupported database 'mysql'" if "://" in url else "not a database URL"
+    assert capsys.readouterr().err == (
+        f"configuration error: DATABASE_URL: {what}: "
+        "use sqlite:///PATH or postgresql://USER@HOST/DATABASE\n"
+    )
+
+
+def test_verbose_shows_the_traceback_before_the_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        _main_with(monkeypatch, "postgresql://postgres@127.0.0.1:1/trends", "-v", "list-users") == 1
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):")
+    assert err.endswith(
+        "error: PostgreSQL at 127.0.0.1:1 does not answer: start it or set DATABASE_URL\n"
+    )
+
+
+def _trends(
+    *argv: str, cwd: Path, env: dict[str, str], stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [TRENDS, *argv], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_a_real_command_prints_one_line_not_a_traceback(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    env = {**settings_env(sqlite_settings), "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x"}
+    result = _trends("list-users", cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: PostgreSQL at 127.0.0.1:1 does not answer: start it or set DATABASE_URL\n"
+    )
+
+
+def test_the_default_sqlite_file_is_not_made_up_in_another_folder(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in settings_env(sqlite_settings).items() if k != "DATABASE_URL"}
+    result = _trends("import", str(SAMPLE), cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: no database at {tmp_path / 'var' / 'trends.db'}: "
+        "run `trends migrate` (or set DATABASE_URL)\n"
+    )
+    assert not (tmp_path / "var" / "trends.db").exists()
+    assert _trends("migrate", cwd=tmp_path, env=env).returncode == 0
+    assert (tmp_path / "var" / "trends.db").exists()
+
+
+# Logs: our INFO lines by default in every process, LOG_LEVEL everywhere, -v for DEBUG.
+def test_the_cli_logs_info_by_default_and_obeys_log_level(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    env = settings_env(sqlite_settings)
+    email = f"{uuid.uuid4().hex[:8]}@example.org"
+    made = _trends("create-user", email, "--password-stdin", cwd=tmp_path, env=env, stdin=PASSWORD)
+    assert made.returncode == 0, made.stderr
+    assert f"INFO trends_gql.accounts.users: user {email} created" in made.stderr
+    quiet = {**env, "LOG_LEVEL": "warning"}
+    result = _trends(
+        "set-password", email, "--password-stdin", cwd=tmp_path, env=quiet, stdin=PASSWORD
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    result = _trends(
+        "-v", "set-password", email, "--password-stdin", cwd=tmp_path, env=quiet, stdin=PASSWORD
+    )
+    assert f"INFO trends_gql.accounts.users: password of {email} changed" in result.stderr
+
+
+def test_an_unknown_log_level_is_a_configuration_error(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LOG_LEVEL", "loud")
+    assert main(["list-users"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "configuration error: LOG_LEVEL: unknown level 'loud'"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_web_process_logs_each_staff_write_with_the_email(
+    db: Database, backend: Settings, tmp_path: Path
+) -> None:
+    load(db, tmp_path, csv_text([trend_row()]))
+    make_user(db, "staff@example.org", staff=True)
+    port = _free_port()
+    process = subprocess.Popen(
+        [TRENDS, "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=settings_env(backend),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    client.get("/healthz")
+                    break
+                except httpx.HTTPError:
+                    assert process.poll() is None
+                    assert time.monotonic() < deadline
+                    time.sleep(0.2)
+            login(client, "staff@example.org")
+            (node,) = post(client, "{ trends { nodes { id } } }")["data"]["trends"]["nodes"]
+            body = post(client, "mutation($id: ID!) { deleteTrend(id: $id) }", id=node["id"])
+            assert "errors" not in body, body
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert "deleted by staff@example.org" in output
+    assert process.returncode == 0
+
+
+def test_the_worker_logs_each_run_with_its_outcome_and_counts(
+    jobs_settings: Settings, db: Database
+) -> None:
+    settings = with_settings(jobs_settings, import_settle_seconds=0)
+    media = settings.media_dir
+    media.mkdir(parents=True)
+    (media / "good.csv").write_bytes(SAMPLE.read_bytes())
+    bad = [trend_row(), trend_row(megatrend=""), trend_row(total_count_of_patents="-4")]
+    (media / "bad.csv").write_text(csv_text(bad), encoding="utf-8", newline="")
+    good_run, bad_run = sorted(
+        intake.scan(db, settings), key=lambda run: run.file_name != "good.csv"
+    )
+    export = export_runs.request_export(db, settings, ExportFormat.CSV, None, "staff@example.org")
+    err = work_in_a_worker_process(settings).stderr
+    assert re.search(
+        rf"INFO trends_gql\.jobs\.imports: import run {good_run.id} succeeded: "
+        r"44 created, 0 skipped, 0 invalid in \d+\.\d\d s\n",
+        err,
+    ), err
+    assert re.search(
+        rf"WARNING trends_gql\.jobs\.imports: import run {bad_run.id} failed: "
+        r"0 created, 0 skipped, 2 invalid in \d+\.\d\d s: ",
+        err,
+    ), err
+    assert re.search(
+        rf"INFO trends_gql\.jobs\.exports: export run {export.id} succeeded: "
+        r"\d+ trends written in \d+\.\d\d s\n",
+        err,
+    ), err

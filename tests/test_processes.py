@@ -11,10 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from conftest import TRENDS, settings_env
+from conftest import SAMPLE, TRENDS, make_settings, settings_env
 
+from trends_gql.cli import migrate
 from trends_gql.core.queue import redis_problem
-from trends_gql.core.settings import Settings
+from trends_gql.core.settings import Settings, find_private_redis
 from trends_gql.processes import private_redis
 
 
@@ -103,6 +104,7 @@ def test_up_runs_web_worker_and_scheduler_with_a_private_redis_and_stops_them_al
     assert "started a private Redis at unix://" in output
     assert not (tmp_path / "var" / "redis" / "redis.sock").exists()
     assert session_processes(process.pid) == []
+    assert process.returncode == 0  # a clean stop, Ctrl-C included
 
 
 def test_a_configured_redis_url_is_never_replaced(
@@ -166,3 +168,53 @@ def test_a_hang_up_stops_every_process_and_the_private_redis(
     assert session_processes(process.pid) == []
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{url}/healthz", timeout=1)
+
+
+def test_commands_find_the_private_redis_of_trends_up(tmp_path: Path) -> None:
+    """An import from the folder of `make run` invalidates what its web process cached."""
+    settings = make_settings(f"sqlite:///{tmp_path / 'trends.db'}", tmp_path)
+    migrate(settings)
+    process, url = start(settings, tmp_path, "--private-redis", REDIS_URL="")
+    try:
+        query = {"query": "{ trends { totalCount } }"}
+        assert httpx.post(f"{url}/graphql", json=query).json()["data"]["trends"]["totalCount"] == 0
+        env = {k: v for k, v in settings_env(settings).items() if k != "REDIS_URL"}
+        imported = subprocess.run(
+            [TRENDS, "import", str(SAMPLE)], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert imported.returncode == 0, imported.stderr
+        assert "cache not invalidated" not in imported.stderr
+        response = httpx.post(f"{url}/graphql", json=query)
+        assert response.json()["data"]["trends"]["totalCount"] == 44  # not the cached 0
+    finally:
+        stop(process, signal.SIGTERM)
+
+
+def test_the_private_redis_is_used_only_when_redis_url_is_not_set_and_it_answers(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    unset = Settings.model_validate({})  # as read from an environment without REDIS_URL
+    socket_path = tmp_path / "redis" / "redis.sock"
+    assert find_private_redis(unset, socket_path) == unset  # no socket: the default
+    with private_redis(tmp_path / "redis") as private:
+        assert find_private_redis(unset, socket_path).redis_url == private
+        assert find_private_redis(sqlite_settings, socket_path) == sqlite_settings  # REDIS_URL
+    stale = socket.socket(socket.AF_UNIX)  # a socket file nothing listens on (trends up killed)
+    stale.bind(str(socket_path))
+    stale.close()
+    assert socket_path.is_socket()
+    assert find_private_redis(unset, socket_path) == unset
+
+
+def test_make_help_shows_the_address_with_host_and_port(tmp_path: Path) -> None:
+    repository = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        ["make", "-s", "-C", str(repository), "help", "HOST=0.0.0.0", "PORT=9001"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "http://0.0.0.0:9001/graphql" in result.stdout
+    assert "$(" not in result.stdout
+    assert result.stderr == ""

@@ -4,22 +4,28 @@ import argparse
 import gc
 import getpass
 import logging
+import sqlite3
 import sys
 import time
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psycopg
+import psycopg.errors
+import sqlalchemy as sa
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from trends_gql.accounts import sessions, users
-from trends_gql.core.db import open_database, utcnow
-from trends_gql.core.errors import BadUserInput, NotFound, TrendsError
+from trends_gql.core import revisions
+from trends_gql.core.db import create_db_engine, open_database, utcnow
+from trends_gql.core.errors import BadUserInput, NotFound, ServiceUnavailable, TrendsError
 from trends_gql.core.models import stored_id
-from trends_gql.core.settings import Settings, get_settings
+from trends_gql.core.settings import Settings, configure_logging, get_settings
 from trends_gql.exports import backups
 from trends_gql.exports import runs as export_runs
 from trends_gql.exports.files import export_trends
@@ -33,18 +39,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("trends_gql.cli")
 
-# The repository's migrations/ folder, shipped as this package (alembic.ini names it too).
-MIGRATIONS = "trends_gql.migrations"
-
 
 def alembic_config(settings: Settings) -> "Config":
     """Alembic configuration for the settings' database."""
-    from alembic.config import Config  # imported here: it doubles the start-up time of the CLI
-
-    config = Config()
-    config.set_main_option("script_location", str(resources.files(MIGRATIONS)))
-    config.attributes["database_url"] = settings.database_url
-    return config
+    return revisions.alembic_config(settings.database_url)
 
 
 def migrate(settings: Settings, revision: str = "head") -> None:
@@ -184,6 +182,8 @@ def _with_users(action: Callable[[Session, argparse.Namespace], str]) -> Callabl
         try:
             with open_database(settings) as db, db.session() as session:
                 print(action(session, args))
+        except ServiceUnavailable:
+            raise  # the database: said in main, as for every command
         except TrendsError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -395,6 +395,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then what it was raised from or while handling, in turn."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _migration_state(settings: Settings) -> str | None:
+    """The database's migration state when this code cannot use it; None when it can."""
+    engine = create_db_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            state, usable = revisions.describe(
+                revisions.current_revision(conn), revisions.shipped_revisions()
+            )
+    except sa.exc.SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+    return None if usable else state
+
+
+def database_problem(exc: BaseException, settings: Settings) -> str | None:
+    """What is wrong with the database and what to do, in one line, if `exc` says; else None."""
+    url = make_url(settings.database_url)
+    where = f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}"
+    shown = url.render_as_string(hide_password=True)
+    for error in _causes(exc):
+        text = str(error)
+        if isinstance(error, psycopg.OperationalError) and "connection" in text:
+            if f'database "{url.database}" does not exist' in text:
+                return (
+                    f'{where} has no database "{url.database}": create it '
+                    f"(createdb {url.database}) and run `trends migrate`, or set DATABASE_URL"
+                )
+            if "authentication failed" in text or "pg_hba.conf" in text or "role " in text:
+                return f"{where} refused user {url.username!r}: check DATABASE_URL"
+            return f"{where} does not answer: start it or set DATABASE_URL"
+        missing = isinstance(error, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn)
+        if missing or (isinstance(error, sqlite3.OperationalError) and "no such" in text):
+            state = _migration_state(settings) or f"missing {text.splitlines()[0]}"
+            return f"the database {shown} is {state}: run `trends migrate`"
+        if isinstance(error, sqlite3.OperationalError) and "unable to open" in text:
+            return f"cannot open the SQLite database {shown}: check the path of DATABASE_URL"
+    return None
+
+
+def missing_sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite file the settings name, when it does not exist (absolute); otherwise None."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database)
+    return None if path.exists() else path.resolve()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `trends` command."""
     args = build_parser().parse_args(argv)
@@ -403,11 +462,29 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"]).upper() or "settings"
-            print(f"configuration error: {where}: {error['msg']}", file=sys.stderr)
+            message = error["msg"].removeprefix("Value error, ")
+            print(f"configuration error: {where}: {message}", file=sys.stderr)
         return 2
-    level = logging.INFO if args.verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    status: int = args.func(args, settings)  # the subcommand's handler (argparse: Any)
+    configure_logging(settings.log_level, verbose=args.verbose)
+    # SQLite would create an empty file (a relative default, run from another folder, say).
+    # `trends up` runs commands that say it themselves.
+    missing = missing_sqlite_file(settings) if args.command not in ("migrate", "up") else None
+    if missing is not None:
+        print(
+            f"error: no database at {missing}: run `trends migrate` (or set DATABASE_URL)",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        status: int = args.func(args, settings)  # the subcommand's handler (argparse: Any)
+    except Exception as exc:
+        problem = database_problem(exc, settings)
+        if problem is None:
+            raise
+        if args.verbose:
+            traceback.print_exc()
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     return status
 
 

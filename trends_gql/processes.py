@@ -14,7 +14,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from trends_gql.core.queue import redis_problem
-from trends_gql.core.settings import VAR_DIR, Settings
+from trends_gql.core.settings import PRIVATE_REDIS_DIR, Settings, private_redis_url
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def private_redis(folder: Path) -> Iterator[str]:
         ) from None
 
     folder.mkdir(parents=True, exist_ok=True)
-    socket = (folder / "redis.sock").resolve()
+    socket = (folder / "redis.sock").resolve()  # where find_private_redis looks
     socket.unlink(missing_ok=True)
     process = subprocess.Popen(
         [
@@ -59,7 +59,7 @@ def private_redis(folder: Path) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         start_new_session=True,  # Ctrl-C goes to the three processes; this one stops last
     )
-    url = f"unix://{socket}?db=0"
+    url = private_redis_url(socket)
     try:
         deadline = time.monotonic() + 10
         while redis_problem(url) is not None:
@@ -80,10 +80,11 @@ def run_all(settings: Settings, host: str, port: int, force_private_redis: bool 
     """Run the Procfile's processes until Ctrl-C, SIGTERM or SIGHUP; return their exit code."""
     env = {**os.environ, "HOST": host, "PORT": str(port)}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    configured = "REDIS_URL" in os.environ
+    # Set (environment, .env) or found (the private Redis of a `trends up` already running).
+    configured = "redis_url" in settings.model_fields_set
     if force_private_redis or (not configured and redis_problem(settings.redis_url) is not None):
         why = "as asked" if force_private_redis else f"no Redis answers at {settings.redis_url}"
-        with private_redis(VAR_DIR / "redis") as url:
+        with private_redis(PRIVATE_REDIS_DIR) as url:
             print(f"{why}: started a private Redis at {url}", flush=True)
             return Supervisor(read_procfile(PROCFILE), {**env, "REDIS_URL": url}).run()
     return Supervisor(read_procfile(PROCFILE), env).run()

@@ -220,7 +220,7 @@ class Database:
         except sa.exc.OperationalError as exc:
             if not (self.statement_timeout_ms and _cancelled(exc)):
                 if self.dialect == "postgresql" and isinstance(exc.orig, psycopg.OperationalError):
-                    log.error("database unavailable: %s", exc.orig)
+                    log.debug("database unavailable: %s", exc.orig)  # the caller says it once
                     raise ServiceUnavailable(
                         "The database cannot be reached; try again in a moment."
                     ) from exc

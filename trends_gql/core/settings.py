@@ -9,10 +9,17 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 log = logging.getLogger(__name__)
 
 VAR_DIR = Path("var")
+# Where `trends up` starts its private Redis; every process finds it there (find_private_redis).
+PRIVATE_REDIS_DIR = VAR_DIR / "redis"
+PRIVATE_REDIS_SOCKET = PRIVATE_REDIS_DIR / "redis.sock"
+DATABASES = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseSettings):
@@ -117,6 +124,27 @@ class Settings(BaseSettings):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        try:
+            driver = make_url(value).drivername
+        except ArgumentError:
+            driver = ""
+        if driver not in DATABASES:
+            scheme = value.partition("://")[0] if "://" in value else ""
+            # Never the whole URL: it may hold a password.
+            what = f"unsupported database {scheme!r}" if scheme else "not a database URL"
+            raise ValueError(f"{what}: use sqlite:///PATH or postgresql://USER@HOST/DATABASE")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.strip().upper() not in LOG_LEVELS:
+            raise ValueError(f"unknown level {value!r}: use one of {', '.join(LOG_LEVELS)}")
+        return value.strip().upper()
+
     @model_validator(mode="after")
     def _production_needs_secret(self) -> "Settings":
         if self.production and not self.secret_key:
@@ -168,7 +196,44 @@ class Settings(BaseSettings):
         return path.read_text().strip()
 
 
+def private_redis_url(socket: Path) -> str:
+    """The URL of a Redis listening on the unix socket `socket`."""
+    return f"unix://{socket.resolve()}?db=0"
+
+
+def find_private_redis(settings: Settings, socket: Path = PRIVATE_REDIS_SOCKET) -> Settings:
+    """The settings, on the private Redis of a running `trends up` when REDIS_URL is not set.
+
+    So that every process of this folder (a `trends import` too) uses the Redis that web and
+    workers use: otherwise its writes would not invalidate their cache. A socket left by a
+    `trends up` that was killed does not answer, and the default URL stays.
+    """
+    if "redis_url" in settings.model_fields_set or not socket.is_socket():
+        return settings
+    import redis  # here: only a folder where `trends up` ran pays for it
+
+    url = private_redis_url(socket)
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    try:
+        client.ping()
+    except redis.RedisError:
+        return settings
+    finally:
+        client.close()
+    log.debug("REDIS_URL is not set: using the private Redis at %s", url)
+    return settings.model_copy(update={"redis_url": url})
+
+
+def configure_logging(level: str, verbose: bool = False) -> None:
+    """Our loggers at `level` (LOG_LEVEL), libraries' at WARNING; `verbose`: DEBUG and INFO."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("trends_gql").setLevel(logging.DEBUG if verbose else level)
+
+
 @lru_cache
 def get_settings() -> Settings:
     """The process-wide settings, read on first use."""
-    return Settings()
+    return find_private_redis(Settings())

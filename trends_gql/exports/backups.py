@@ -20,9 +20,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from trends_gql.core.db import utcnow
+from trends_gql.core.fields import FIELDS
 from trends_gql.core.models import TREND_TABLE
 from trends_gql.core.settings import Settings
-from trends_gql.core.validation import FIELDS, InvalidTrend, fingerprint, validate_trend
+from trends_gql.core.validation import InvalidTrend, fingerprint, validate_trend
 
 log = logging.getLogger(__name__)
 T = TREND_TABLE.c
@@ -51,8 +52,31 @@ def _records(session: Session) -> Iterator[dict[str, Any]]:
         yield dict(row)
 
 
+def data_state(session: Session) -> dict[str, Any]:
+    """A summary of the trend table that every write changes: its count, the sum and largest of
+    its ids, its latest upload and update. One aggregate query."""
+    count, id_sum, max_id, uploaded, updated = session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(T.id), 0),
+            sa.func.max(T.id),
+            sa.func.max(T.uploaded_at),
+            sa.func.max(T.updated_at),
+        )
+    ).one()
+    return {
+        "count": count,
+        "id_sum": int(id_sum),
+        "max_id": max_id,
+        "last_uploaded_at": uploaded.isoformat() if uploaded else None,
+        "last_updated_at": updated.isoformat() if updated else None,
+    }
+
+
 def _write_backup(session: Session, out: IO[bytes], created_at: datetime) -> int:
     header = {"format": FORMAT, "version": VERSION, "created_at": created_at.isoformat()}
+    # Read before the rows: a write in between makes the next backup see a change, never miss one.
+    header["state"] = data_state(session)
     count = 0
     for record in _records(session):
         if count == 0:
@@ -102,6 +126,21 @@ def create_backup(session: Session, settings: Settings) -> Path:
         tmp.unlink(missing_ok=True)
     log.info("backup of %d trends written to %s", count, path)
     return path
+
+
+def unchanged_since(session: Session, settings: Settings) -> Path | None:
+    """The newest backup, when it holds the data as it is now; None when there was a write
+    since, or when it cannot tell (an unreadable backup, one of a release that did not record
+    the state)."""
+    newest = list_backups(settings)[-1:]
+    if not newest:
+        return None
+    try:
+        with newest[0].open("rb") as lines:
+            state = _header(next(lines, b"")).get("state")
+    except (OSError, BackupError):
+        return None
+    return newest[0] if state is not None and state == data_state(session) else None
 
 
 def list_backups(settings: Settings) -> list[Path]:

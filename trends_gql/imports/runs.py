@@ -179,17 +179,7 @@ def execute_import_run(
         raise
     path = _file_away(settings, run, status, message, report)
     run = db.call_sync(finish_run, run_id, status, message, report, path)
-    log.info(
-        "import run %d (%s) %s: %d created, %d skipped, %d invalid%s",
-        run.id,
-        run.file_name,
-        status.value,
-        run.rows_created,
-        run.rows_skipped,
-        run.rows_invalid,
-        f" ({message})" if message else "",
-    )
-    return run, report
+    return run, report  # the caller logs the outcome (the worker's job, with its duration)
 
 
 def _failure(settings: Settings, exc: BaseException) -> str:

@@ -1,4 +1,4 @@
-"""The Starlette application: /graphql, /healthz, export downloads, CORS."""
+"""The Starlette application: /, /graphql, /healthz, export downloads, CORS."""
 
 import logging
 import time
@@ -18,16 +18,18 @@ from strawberry.asgi import GraphQL
 
 from trends_gql.accounts.auth import SessionCookies
 from trends_gql.cache.store import Cache
+from trends_gql.core import revisions
 from trends_gql.core.db import Database
 from trends_gql.core.queue import redis_problem
 from trends_gql.core.ratelimit import RateLimiter
-from trends_gql.core.settings import Settings, get_settings
+from trends_gql.core.settings import Settings, configure_logging, get_settings
 from trends_gql.schema import Context, build_schema
 from trends_gql.schema.caching import CachedResponses
 from trends_gql.web.downloads import download_export
 from trends_gql.web.measurement import MeasuredOperations, RequestMetrics
 from trends_gql.web.metrics import METRICS_PATH, metrics_route, watch_pool
 from trends_gql.web.negotiation import ResponseMediaType
+from trends_gql.web.pages import graphiql_page, home_route
 from trends_gql.web.protection import (
     GRAPHQL_PATH,
     RATE_EXEMPT_PATHS,
@@ -57,6 +59,12 @@ class GraphQLView(MeasuredOperations, JSONRefusals, CachedResponses, GraphQL[Con
         self.cache = cache
         self.limiter = limiter
         self.clock = clock
+        self._graphiql_page = graphiql_page(super().graphql_ide_html)
+
+    @property
+    def graphql_ide_html(self) -> str:
+        """GraphiQL, opened on an example query of this API."""
+        return self._graphiql_page
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -100,29 +108,33 @@ def create_app(
     fake one.
     """
     settings = settings or get_settings()
-    # A no-op when the host (a test runner, say) has configured logging already.
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    if not logging.getLogger().handlers:  # unless the host (the CLI, a test runner) did
+        configure_logging(settings.log_level)
     db = Database.of(
         settings,
         pool_size=settings.db_pool_size,
         statement_timeout_ms=settings.db_statement_timeout_ms,
     )
     watch_pool(db)
+    shipped = revisions.shipped_revisions()  # read once: the head revision this code needs
+
+    def migration_state() -> tuple[str, bool]:
+        with db.engine.connect() as conn:
+            return revisions.describe(revisions.current_revision(conn), shipped)
 
     async def healthz(request: Request) -> JSONResponse:
         try:
-            await anyio.to_thread.run_sync(db.ping)
+            migrations, usable = await anyio.to_thread.run_sync(migration_state)
             database = "ok"
         except Exception as exc:  # any failure to answer is "down", whatever the driver
             log.warning("health check: database unavailable: %s", exc)
-            database = "unavailable"
+            database, migrations, usable = "unavailable", "unknown", False
         problem = await anyio.to_thread.run_sync(redis_problem, settings.redis_url)
-        status = 200 if database == "ok" else 503
+        status = 200 if usable else 503
         body = {
             "status": "ok" if status == 200 else "unavailable",
             "database": database,
+            "migrations": migrations,
             "redis": "ok" if problem is None else f"unavailable: {problem}",
             "cache": cache.status,
         }
@@ -146,6 +158,7 @@ def create_app(
     graphql = GraphQLView(db, settings, cache, limiter, clock)
     app = Starlette(
         routes=[
+            Route("/", home_route(GRAPHQL_PATH, settings.graphiql_enabled), methods=["GET"]),
             Route(GRAPHQL_PATH, graphql, methods=["GET", "POST", "OPTIONS"]),
             Route("/healthz", healthz),
             Route(METRICS_PATH, metrics_route(db, settings), methods=["GET"]),
