@@ -3,8 +3,8 @@
 import logging
 import time
 
+from trends_gql.core import runs as life_cycle
 from trends_gql.core.db import open_database, utcnow
-from trends_gql.core.models import RunStatus
 from trends_gql.core.settings import get_settings
 from trends_gql.exports import runs as exports
 
@@ -17,14 +17,6 @@ def export_job(run_id: int) -> dict[str, object]:
     began, started = utcnow(), time.perf_counter()
     with open_database(settings) as db:
         run = exports.execute_export_run(db, settings, run_id)
-    if run.finished_at is not None and run.finished_at >= began:  # not one ended elsewhere
-        log.log(
-            logging.INFO if run.status is RunStatus.SUCCEEDED else logging.WARNING,
-            "export run %d %s: %d trends written in %.2f s%s",
-            run.id,
-            run.status.value.lower(),
-            run.row_count or 0,
-            time.perf_counter() - started,
-            f": {run.message}" if run.message else "",
-        )
+    seconds = time.perf_counter() - started
+    life_cycle.log_outcome(log, run, began, seconds, f"{run.row_count or 0} trends written")
     return {"run": run.id, "status": run.status.value, "rows": run.row_count, "path": run.path}

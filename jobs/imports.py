@@ -4,9 +4,9 @@ import logging
 import time
 
 from trends_gql.core import queue
+from trends_gql.core import runs as life_cycle
 from trends_gql.core.db import open_database, utcnow
 from trends_gql.core.errors import ServiceUnavailable
-from trends_gql.core.models import RunStatus
 from trends_gql.core.settings import get_settings
 from trends_gql.imports import runs
 
@@ -21,20 +21,14 @@ def import_run_job(run_id: int) -> dict[str, object]:
     began, started = utcnow(), time.perf_counter()
     with open_database(settings) as db:
         run, _ = runs.execute_import_run(db, settings, run_id)
-    # The outcome, which RQ's "Job OK" does not tell (the job ends normally when the run failed).
-    if run.finished_at is not None and run.finished_at >= began:  # not one ended elsewhere
-        log.log(
-            logging.INFO if run.status is RunStatus.SUCCEEDED else logging.WARNING,
-            "import run %d %s: %d created, %d skipped, %d invalid%s in %.2f s%s",
-            run.id,
-            run.status.value.lower(),
-            run.rows_created,
-            run.rows_skipped,
-            run.rows_invalid,
-            " (dry run)" if run.dry_run else "",
-            time.perf_counter() - started,
-            f": {run.message}" if run.message else "",
-        )
+    counts = f"{run.rows_created} created, {run.rows_skipped} skipped, {run.rows_invalid} invalid"
+    life_cycle.log_outcome(
+        log,
+        run,
+        began,
+        time.perf_counter() - started,
+        counts + (" (dry run)" if run.dry_run else ""),
+    )
     if run.rows_created and not run.dry_run:
         try:
             queue.enqueue(settings, backup_database)

@@ -196,7 +196,7 @@ class Database:
 
     def call_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(session, *args)` here, blocking this thread; QueryTimeout if a statement ran long."""
-        with self._timeouts(), self.session() as session:
+        with self._translated_errors(), self.session() as session:
             return fn(session, *args)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -208,11 +208,11 @@ class Database:
         return await anyio.to_thread.run_sync(self._read, fn, *args, limiter=self.threads)
 
     def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        with self._timeouts(), self.read_sessions() as session:
+        with self._translated_errors(), self.read_sessions() as session:
             return fn(session, *args)
 
     @contextmanager
-    def _timeouts(self) -> Iterator[None]:
+    def _translated_errors(self) -> Iterator[None]:
         """Turn a statement cancelled at the time limit into QueryTimeout, and a PostgreSQL
         that cannot be reached (refused, gone, shutting down) into ServiceUnavailable."""
         try:

@@ -8,6 +8,7 @@ and whether the process carrying it out is alive: queue.dead_job.
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 import redis
@@ -158,3 +159,25 @@ def sweep(
     finally:
         connection.close()
     return ended
+
+
+def log_outcome(
+    logger: logging.Logger, run: ImportRun | ExportRun, began: datetime, seconds: float, counts: str
+) -> None:
+    """One line for a run a job carried out: its outcome, `counts`, time, and why it failed.
+
+    RQ's "Job OK" does not tell it (the job ends normally when the run failed); a run that was
+    already finished (elsewhere) before the job began is not logged again.
+    """
+    if run.finished_at is None or run.finished_at < began:
+        return
+    logger.log(
+        logging.INFO if run.status is RunStatus.SUCCEEDED else logging.WARNING,
+        "%s %d %s: %s in %.2f s%s",
+        NOUNS[type(run)],
+        run.id,
+        run.status.value.lower(),
+        counts,
+        seconds,
+        f": {run.message}" if run.message else "",
+    )
