@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate serve test test-lowest lint format schema bench bench-attacks clean
+.PHONY: help install run migrate serve test test-lowest lint format schema vendor bench bench-attacks clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' -v host='$(HOST)' -v port='$(PORT)' \
@@ -55,6 +55,9 @@ format: install ## apply ruff fixes and formatting
 
 schema: install ## regenerate schema.graphql from the code
 	$(BIN)/strawberry export-schema trends_gql.schema:schema --output schema.graphql
+
+vendor: install ## fetch the pages' pinned third-party code from npm into trends_gql/web/static/vendor/
+	$(BIN)/python -m trends_gql.web.vendoring
 
 bench: install ## benchmark HTTP (wrk) and imports on PostgreSQL; writes bench/results.json
 	command -v wrk >/dev/null && test -x /usr/bin/time || (apt-get update && apt-get install -y wrk time)

@@ -20,6 +20,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 import uvicorn
+from browsing import browser, page, pytest_runtest_makereport, site  # noqa: F401
 from rq import Queue, SimpleWorker
 from rq_scheduler import Scheduler
 from sqlalchemy.engine import make_url
@@ -93,6 +94,8 @@ def make_settings(database_url: str, tmp: Path) -> Settings:
         # Of its own too, so that test processes sharing the Redis database never meet.
         queues=[f"trends-test-{uuid.uuid4().hex[:8]}"],
         rate_limit_namespace=new_rate_namespace(),
+        # Pub/sub channels are shared by all logical databases of a Redis: one prefix each.
+        pubsub_namespace=f"trends-test-{uuid.uuid4().hex[:8]}",
         # The whole suite calls one app from 127.0.0.1; tests of the limits make apps of their own.
         rate_limit_anon=0,
         rate_limit_user=0,
@@ -376,6 +379,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         RATE_LIMIT_ANON=str(settings.rate_limit_anon),
         RATE_LIMIT_USER=str(settings.rate_limit_user),
         RATE_LIMIT_NAMESPACE=settings.rate_limit_namespace,
+        PUBSUB_NAMESPACE=settings.pubsub_namespace,
     )
     return env
 

@@ -74,7 +74,10 @@ def test_healthz_reports_the_migration_state(client: httpx.Client) -> None:
 
 @pytest.mark.parametrize(
     ("revision", "migrations"),
-    [(None, "not migrated, head 0005"), ("0003", "behind: 0003, head 0005")],
+    [
+        (None, f"not migrated, head {shipped_revisions().head}"),
+        ("0003", f"behind: 0003, head {shipped_revisions().head}"),
+    ],
     ids=["not-migrated", "behind"],
 )
 def test_healthz_answers_503_when_the_database_is_not_migrated_to_the_head(
@@ -94,11 +97,12 @@ def test_healthz_answers_503_when_the_database_is_not_migrated_to_the_head(
     )
 
 
-def test_the_home_page_points_browsers_to_graphql(client: httpx.Client) -> None:
+def test_the_home_page_is_the_dashboard_for_browsers(client: httpx.Client) -> None:
     response = client.get("/", headers={"accept": "text/html,application/xhtml+xml"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    assert '<a href="/graphql">' in response.text
+    assert "<title>AI trends: readiness dashboard</title>" in response.text
+    assert '<a href="/graphql"' in response.text
 
 
 def test_the_home_page_points_other_clients_to_graphql_in_json(client: httpx.Client) -> None:
@@ -130,4 +134,4 @@ def test_healthz_serves_a_database_migrated_by_a_newer_release(
     with web_client(settings) as client:
         response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json()["migrations"] == "ahead: 0099, head 0005"
+    assert response.json()["migrations"] == f"ahead: 0099, head {shipped_revisions().head}"

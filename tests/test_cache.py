@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -367,6 +368,17 @@ def test_resolver_arguments_normalise_to_the_same_key() -> None:
     assert normalize(a) != normalize(queries.TrendFilter(megatrend="AI"))
     with pytest.raises(TypeError):
         normalize(object())
+
+
+def test_a_filter_time_normalises_to_one_key_per_instant() -> None:
+    utc = datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
+    east = utc.astimezone(timezone(timedelta(hours=2)))
+    a = queries.TrendFilter(updated_since=utc, steepl_in=(Steepl.T,))
+    b = queries.TrendFilter(updated_since=east, steepl_in=(Steepl.T,))
+    assert normalize(a) == normalize(b)
+    assert normalize(a)["updated_since"] == "2026-01-31T10:00:00+00:00"
+    later = queries.TrendFilter(updated_since=utc + timedelta(microseconds=1))
+    assert normalize(later) != normalize(queries.TrendFilter(updated_since=utc))
 
 
 @pytest.mark.parametrize("memory_mb", [64, 0])

@@ -15,6 +15,7 @@ from trends_gql.core.models import TREND_TABLE
 from trends_gql.imports.csvio import (
     HEADERS,
     CsvFormatError,
+    TrendCsvReader,
     escape_cell,
     normalise_header,
     unescape_cell,
@@ -359,3 +360,12 @@ def test_blank_lines_before_the_header_are_skipped(db: Database, tmp_path: Path)
     assert (report.total, report.created) == (2, 2)
     bad = load(db, tmp_path, "\r\n" + csv_text([trend_row(steepl="Q")]))
     assert [(e.line, e.column) for e in bad.errors] == [(3, "STEEPL")]
+
+
+def test_the_row_count_of_a_file_is_what_its_import_reads(db: Database, tmp_path: Path) -> None:
+    quoted = trend_row(challenges_and_research_gaps="two\nlines; and a separator")
+    text = "\r\n" + csv_text([trend_row(), quoted, trend_row(steepl="bad")]) + "\r\n;;\r\n  \r\n"
+    path = tmp_path / "rows.csv"
+    path.write_text(text, encoding="utf-8", newline="")
+    assert TrendCsvReader(path).count_rows() == 3
+    assert load(db, tmp_path, path).total == 3

@@ -1,6 +1,7 @@
 """Exports: the mutation queues a run, a real RQ worker writes the file, staff download it."""
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,14 @@ from conftest import (
 from rq.job import Job
 
 from trends_gql.core.db import Database
-from trends_gql.core.fields import Steepl
+from trends_gql.core.fields import ImpactStrength, Steepl, TechnologyReadinessLevel
 from trends_gql.core.models import ExportFormat, ExportRun, RunStatus
-from trends_gql.core.pagination import encode_id
+from trends_gql.core.pagination import decode_id, encode_id
 from trends_gql.core.settings import Settings
 from trends_gql.exports import runs as exports
 from trends_gql.exports.files import export_trends
 from trends_gql.jobs.exports import export_job
+from trends_gql.trends import curation
 from trends_gql.trends.queries import TrendFilter, count_trends
 
 STAFF_EMAIL = "staff@example.org"
@@ -138,6 +140,111 @@ def test_json_export_honours_the_filter(
     records = orjson.loads(response.content)
     assert len(records) == expected
     assert {(r["megatrend"], r["steepl"]) for r in records} == {("AI", "T")}
+
+
+TRENDS = """query($filter: TrendFilter) {
+  trends(filter: $filter, first: 500) { nodes { id updatedAt } }
+}"""
+
+
+def _updated_trend(staff: httpx.Client, db: Database) -> datetime:
+    """Change one trend through the curation service; its new updatedAt."""
+    pk = decode_id(post(staff, TRENDS)["data"]["trends"]["nodes"][7]["id"])
+    db.call_sync(lambda s: curation.update_trend(s, pk, {"steepl": "E"}, STAFF_EMAIL))
+    nodes = post(staff, TRENDS)["data"]["trends"]["nodes"]
+    return max(datetime.fromisoformat(n["updatedAt"]) for n in nodes)
+
+
+def test_exports_honour_the_lists_bounds_and_updated_since_as_trends_does(
+    staff: httpx.Client, db: Database, job_env: Settings, tmp_path: Path
+) -> None:
+    load(db, tmp_path, SAMPLE)
+    since = _updated_trend(staff, db)
+    filters: list[dict[str, Any]] = [
+        {"megatrendIn": ["ai", "MOBILITY"]},
+        {"technologyReadinessLevelIn": ["PILOT", "DEPLOY"], "steeplIn": ["T", "L"]},
+        {"impactStrengthIn": ["LOW"]},
+        {"publicationsMin": 50000, "publicationsMax": 150000},
+        {"patentsMin": 3873, "patentsMax": 3873},
+        {"patentsMax": 20000, "megatrendIn": ["ai"], "impactStrengthIn": ["HIGH", "MEDIUM"]},
+        {"updatedSince": since.astimezone(timezone(timedelta(hours=2))).isoformat()},
+        {"steeplIn": []},
+    ]
+    queued = [post(staff, EXPORT, format="JSON", filter=f)["data"]["exportTrends"] for f in filters]
+    work(job_env)
+    sizes = []
+    for trend_filter, run in zip(filters, queued, strict=True):
+        done = post(staff, RUN, id=run["id"])["data"]["exportRun"]
+        assert done["status"] == "SUCCEEDED", trend_filter
+        records = orjson.loads(staff.get(done["downloadUrl"]).content)
+        nodes = post(staff, TRENDS, filter=trend_filter)["data"]["trends"]["nodes"]
+        assert {r["id"] for r in records} == {decode_id(n["id"]) for n in nodes}, trend_filter
+        assert done["rowCount"] == len(records)
+        sizes.append(len(records))
+    assert all(0 < size < 44 for size in sizes[:-2]), sizes
+    assert sizes[-2:] == [1, 0]  # the trend changed since; an empty list matches nothing
+
+
+def test_the_stored_filter_round_trips_every_new_field(staff: httpx.Client, db: Database) -> None:
+    given = {
+        "megatrendIn": ["AI", "Mobility"],
+        "technologyReadinessLevelIn": ["PILOT"],
+        "impactStrengthIn": ["LOW", "HIGH"],
+        "steeplIn": [],
+        "publicationsMin": 0,
+        "publicationsMax": 10,
+        "patentsMin": 3,
+        "patentsMax": 3,
+        "updatedSince": "2026-01-31T01:30:00.25+02:00",
+    }
+    assert "errors" not in post(staff, EXPORT, filter=given)
+    (run,) = _runs(db)
+    assert run.filter == {
+        "megatrend_in": ["AI", "Mobility"],
+        "technology_readiness_level_in": ["Pilot"],
+        "impact_strength_in": ["Low", "High"],
+        "steepl_in": [],
+        "publications_min": 0,
+        "publications_max": 10,
+        "patents_min": 3,
+        "patents_max": 3,
+        "updated_since": "2026-01-30T23:30:00.250000+00:00",
+    }
+    restored = exports.filter_from_json(run.filter)
+    assert restored == TrendFilter(
+        megatrend_in=("AI", "Mobility"),
+        technology_readiness_level_in=(TechnologyReadinessLevel.PILOT,),
+        impact_strength_in=(ImpactStrength.LOW, ImpactStrength.HIGH),
+        steepl_in=(),
+        publications_min=0,
+        publications_max=10,
+        patents_min=3,
+        patents_max=3,
+        updated_since=datetime(2026, 1, 30, 23, 30, 0, 250000, tzinfo=UTC),
+    )
+    assert restored is not None
+    assert restored.updated_since is not None
+    assert restored.updated_since.tzinfo is UTC
+    assert exports.filter_to_json(restored) == run.filter
+
+
+@pytest.mark.parametrize(
+    ("trend_filter", "field"),
+    [
+        ({"publicationsMin": 9, "publicationsMax": 8}, "publicationsMin"),
+        ({"patentsMax": -1}, "patentsMax"),
+        ({"steeplIn": ["S"] * 101}, "steeplIn"),
+        ({"megatrendIn": ["x"] * 101}, "megatrendIn"),
+        ({"updatedSince": "2026-01-31T00:00:00"}, "updatedSince"),
+    ],
+)
+def test_a_new_filter_field_that_cannot_be_used_is_refused_before_anything_is_queued(
+    staff: httpx.Client, db: Database, trend_filter: dict[str, Any], field: str
+) -> None:
+    body = post(staff, EXPORT, filter=trend_filter)
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"] == {"code": "BAD_USER_INPUT", "field": field}
+    assert _runs(db) == []
 
 
 def test_an_empty_filter_exports_everything(

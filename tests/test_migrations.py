@@ -46,7 +46,12 @@ def _tables(settings: Settings) -> set[str]:
         engine.dispose()
 
 
-INDEXES = {"ux_trend_fingerprint", "ix_trend_megatrend_macrotrend", "ix_trend_macrotrend"}
+INDEXES = {
+    "ux_trend_fingerprint",
+    "ix_trend_megatrend_macrotrend",
+    "ix_trend_macrotrend",
+    "ix_trend_updated_at",
+}
 
 
 def _index_names(settings: Settings) -> set[str]:

@@ -89,6 +89,11 @@ def fresh(sqlite_settings: Settings, tmp_path: Path) -> Settings:
     )
 
 
+def is_page_file(path: Path) -> bool:
+    """Whether a file of the tree is one of the pages' (static files, vendored code, templates)."""
+    return path.parts[:3] in {("trends_gql", "web", "static"), ("trends_gql", "web", "templates")}
+
+
 def test_the_wheel_ships_every_module_of_the_tree_under_trends_gql_only(
     installed: Installed,
 ) -> None:
@@ -100,7 +105,9 @@ def test_the_wheel_ships_every_module_of_the_tree_under_trends_gql_only(
         f"{SHIPPED[folder]}/{path.relative_to(installed.source / folder).as_posix()}"
         for folder in SHIPPED
         for path in (installed.source / folder).rglob("*")
-        if path.is_file() and path.suffix in {".py", ".mako"} and "__pycache__" not in path.parts
+        if path.is_file()
+        and "__pycache__" not in path.parts
+        and (path.suffix in {".py", ".mako"} or is_page_file(path.relative_to(installed.source)))
     }
     assert expected - names == set()
     assert {"trends_gql/Procfile", "trends_gql/migrations/script.py.mako"} <= names

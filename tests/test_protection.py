@@ -85,6 +85,16 @@ def test_csrf_refuses_a_get_operation_without_a_preflight_header(client: httpx.C
     refusal(client.get("/graphql", params=TYPENAME), 400, "CSRF_PREVENTED")
 
 
+def test_csrf_refuses_a_get_by_persisted_query_hash_without_a_preflight_header(
+    client: httpx.Client,
+) -> None:
+    persisted = {"persistedQuery": {"version": 1, "sha256Hash": "0" * 64}}
+    params = {"extensions": json.dumps(persisted)}
+    refusal(client.get("/graphql", params=params), 400, "CSRF_PREVENTED")
+    preflighted = client.get("/graphql", params=params, headers={"Apollo-Require-Preflight": "1"})
+    assert code(preflighted.json()) == "PERSISTED_QUERY_NOT_FOUND"
+
+
 @pytest.mark.parametrize("header", ["GraphQL-Require-Preflight", "X-Requested-With"])
 def test_csrf_refuses_an_empty_preflight_header(client: httpx.Client, header: str) -> None:
     response = client.get("/graphql", params=TYPENAME, headers={header: ""})

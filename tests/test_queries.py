@@ -7,7 +7,7 @@ import base64
 import csv
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,11 @@ from conftest import SAMPLE, GraphQL, csv_text, load, trend_row
 from sqlalchemy.orm import Session
 
 from trends_gql.core.db import Database
+from trends_gql.core.errors import BadUserInput
+from trends_gql.core.fields import Steepl
 from trends_gql.core.pagination import decode_id, encode_id
 from trends_gql.core.settings import Settings
-from trends_gql.trends import queries
+from trends_gql.trends import curation, queries
 
 Node = dict[str, Any]
 
@@ -221,17 +223,32 @@ def searched(rows: Iterable[Node], term: str) -> list[Node]:
     return [r for r in rows if any(term.lower() in (r[f] or "").lower() for f in SEARCHED)]
 
 
-def matching(rows: Iterable[Node], trend_filter: Mapping[str, str] | None) -> list[Node]:
-    """The rows a TrendFilter selects, computed in Python."""
+# The count field of each pair of bounds (publicationsMin, publicationsMax, ...).
+BOUNDED = {"publications": "totalCountOfPublications", "patents": "totalCountOfPatents"}
 
-    def holds(row: Node, field: str, value: str) -> bool:
+
+def matching(rows: Iterable[Node], trend_filter: Mapping[str, Any] | None) -> list[Node]:
+    """The rows a TrendFilter selects, computed in Python (updatedSince needs fetched rows)."""
+
+    def holds(row: Node, field: str, value: Any) -> bool:
         if field == "search":
             return bool(searched([row], value))
         if field in ("megatrend", "macrotrend"):
             return row[field].lower() == value.lower()
+        if field == "megatrendIn":
+            return row["megatrend"].lower() in {v.strip().lower() for v in value}
+        if field.endswith("In"):
+            return row[field.removesuffix("In")] in value
+        if field[:-3] in BOUNDED:
+            count = row[BOUNDED[field[:-3]]]
+            return count is not None and (
+                count >= value if field.endswith("Min") else count <= value
+            )
+        if field == "updatedSince":
+            return datetime.fromisoformat(row["updatedAt"]) >= datetime.fromisoformat(value)
         return row[field] == value
 
-    conditions = (trend_filter or {}).items()
+    conditions = [(f, v) for f, v in (trend_filter or {}).items() if v is not None]  # null: none
     return [r for r in rows if all(holds(r, f, v) for f, v in conditions)]
 
 
@@ -312,6 +329,284 @@ def test_a_text_filter_with_a_nul_character_is_bad_user_input(
         body = gql(ALL, {"filter": {field: "AI\u0000"}})
         assert error_code(body) == "BAD_USER_INPUT", field
         assert body["errors"][0]["extensions"]["field"] == field
+
+
+# Lists, count bounds and updatedSince (the dashboard's filters)
+
+ENUM_LISTS = {
+    "technologyReadinessLevelIn": [["PILOT"], ["PILOT", "DEPLOY"], ["DEVELOPMENT", "DEPLOY"]],
+    "impactStrengthIn": [["LOW"], ["LOW", "HIGH"], ["MEDIUM", "LOW", "MEDIUM"]],
+    "steeplIn": [["S"], ["T", "E"], ["S", "T", "E", "P"], ["P", "P"]],
+}
+LISTS = ["megatrendIn", *ENUM_LISTS]
+
+
+def expect_filtered(
+    gql: GraphQL, rows: Sequence[Node], trend_filter: Mapping[str, Any]
+) -> list[Node]:
+    """Check `trends` (nodes and totalCount, also on a short page) and `trendFacets` under a
+    filter against the rows it should select; those rows."""
+    expected = matching(rows, trend_filter)
+    assert bag(fetch_all(gql, trend_filter)) == bag(expected), trend_filter
+    page = gql(PAGE, {"filter": trend_filter, "first": 2})["data"]["trends"]
+    assert page["totalCount"] == len(expected), trend_filter
+    assert facets_answer(gql, trend_filter) == facets(expected), trend_filter
+    return expected
+
+
+def test_megatrend_in_matches_any_listed_megatrend_exactly_ignoring_case(
+    gql: GraphQL, rows: list[Node]
+) -> None:
+    for values in [["ai"], ["AI", "robotics"], ["ROBOTICS", "ai safety", "nothing"], [" Ai "]]:
+        expected = expect_filtered(gql, rows, {"megatrendIn": values})
+        assert expected, values
+        assert {r["megatrend"].lower() for r in expected} <= {v.strip().lower() for v in values}
+    assert fetch_all(gql, {"megatrendIn": ["Robot", "Safety"]}) == []  # no substrings
+
+
+@pytest.mark.parametrize("field", list(ENUM_LISTS))
+def test_an_enum_list_matches_any_of_its_values(gql: GraphQL, rows: list[Node], field: str) -> None:
+    for values in ENUM_LISTS[field]:
+        expected = expect_filtered(gql, rows, {field: values})
+        assert 0 < len(expected) < len(rows), values
+        assert {r[field.removesuffix("In")] for r in expected} == set(values), values
+
+
+def test_a_readiness_level_list_never_matches_a_trend_without_one(
+    gql: GraphQL, rows: list[Node]
+) -> None:
+    unrated = [r for r in rows if r["technologyReadinessLevel"] is None]
+    assert len(unrated) == 2
+    everything = expect_filtered(
+        gql, rows, {"technologyReadinessLevelIn": ["PILOT", "DEVELOPMENT", "DEPLOY"]}
+    )
+    assert len(everything) == len(rows) - 2
+
+
+@pytest.mark.parametrize("field", LISTS)
+def test_an_empty_list_matches_nothing(gql: GraphQL, rows: list[Node], field: str) -> None:
+    assert expect_filtered(gql, rows, {field: []}) == []
+    assert expect_filtered(gql, rows, {field: [], "search": "a"}) == []
+
+
+def test_a_null_list_is_no_condition(gql: GraphQL, rows: list[Node]) -> None:
+    everything = dict.fromkeys(LISTS)
+    assert len(expect_filtered(gql, rows, everything)) == len(rows)
+
+
+@pytest.mark.parametrize("short", list(BOUNDED))
+def test_count_bounds_are_inclusive_and_never_match_a_missing_count(
+    gql: GraphQL, rows: list[Node], short: str
+) -> None:
+    low, high = f"{short}Min", f"{short}Max"
+    field = BOUNDED[short]
+    counts = sorted(r[field] for r in rows if r[field] is not None)
+    assert len(rows) - len(counts) >= 2  # trends without the count
+    tied = max(c for c in counts if counts.count(c) == 2)  # two trends at one bound
+    sizes = [
+        ({low: 0}, len(counts)),
+        ({high: 2**31 - 1}, len(counts)),
+        ({low: counts[0]}, len(counts)),
+        ({high: counts[-1]}, len(counts)),
+        ({low: counts[0], high: counts[-1]}, len(counts)),
+        ({low: tied, high: tied}, 2),
+        ({low: tied}, len([c for c in counts if c >= tied])),
+        ({high: tied}, len([c for c in counts if c <= tied])),
+        (
+            {low: counts[5], high: counts[-5]},
+            len([c for c in counts if counts[5] <= c <= counts[-5]]),
+        ),
+        ({low: counts[-1] + 1}, 0),
+        ({high: counts[0] - 1}, 0),
+    ]
+    for bounds, size in sizes:
+        assert len(expect_filtered(gql, rows, bounds)) == size, bounds
+
+
+def test_updated_since_is_inclusive_and_finds_what_changed(
+    gql: GraphQL, db: Database, rows: list[Node]
+) -> None:
+    before = fetch_all(gql)
+    imported = sorted({n["updatedAt"] for n in before}, key=datetime.fromisoformat)
+    assert len(imported) == 2  # the sample, then EXTRA
+    edited = next(n for n in before if n["macrotrend"] == "Cobots")
+    pk = decode_id(edited["id"])
+    db.call_sync(lambda s: curation.update_trend(s, pk, {"steepl": "L"}, "staff@example.org"))
+    after = fetch_all(gql)
+    (changed,) = [n for n in after if n["id"] == edited["id"]]
+    moment = datetime.fromisoformat(changed["updatedAt"])
+    assert moment > datetime.fromisoformat(imported[1])
+
+    since_extra = expect_filtered(gql, after, {"updatedSince": imported[1]})
+    assert len(since_extra) == len(EXTRA)
+    assert expect_filtered(gql, after, {"updatedSince": changed["updatedAt"]}) == [changed]
+    assert len(expect_filtered(gql, after, {"updatedSince": imported[0]})) == len(rows)
+    assert expect_filtered(gql, after, {"updatedSince": "2999-01-01T00:00:00Z"}) == []
+
+    # The same instant in any offset, or with Z, is the same bound.
+    for spelled in [
+        moment.astimezone(timezone(timedelta(hours=2))).isoformat(),
+        moment.astimezone(timezone(timedelta(hours=-5, minutes=-30))).isoformat(),
+        moment.isoformat().replace("+00:00", "Z"),
+    ]:
+        assert fetch_all(gql, {"updatedSince": spelled}) == [changed], spelled
+    later = (moment + timedelta(microseconds=1)).isoformat()
+    assert fetch_all(gql, {"updatedSince": later}) == []
+
+
+def test_the_new_fields_combine_with_each_other_and_the_old_ones(
+    gql: GraphQL, rows: list[Node]
+) -> None:
+    filters: list[dict[str, Any]] = [
+        {"megatrendIn": ["ai", "robotics"], "steeplIn": ["T", "P"]},
+        {"megatrendIn": ["ai", "mobility"], "technologyReadinessLevel": "PILOT"},
+        {"megatrend": "ai", "megatrendIn": ["robotics"]},
+        {"steepl": "T", "steeplIn": ["T", "L"], "impactStrengthIn": ["HIGH"]},
+        {"technologyReadinessLevelIn": ["DEPLOY"], "publicationsMin": 50000},
+        {"publicationsMin": 20000, "publicationsMax": 150000, "patentsMax": 20000},
+        {"patentsMin": 3873, "search": "a", "impactStrengthIn": ["MEDIUM", "HIGH"]},
+        {
+            "megatrendIn": ["ai", "energy transition", "biotechnology"],
+            "technologyReadinessLevelIn": ["PILOT", "DEVELOPMENT"],
+            "impactStrengthIn": ["HIGH", "MEDIUM"],
+            "steeplIn": ["T", "E", "L"],
+            "publicationsMin": 10000,
+            "patentsMax": 30000,
+            "updatedSince": "2000-01-01T00:00:00Z",
+        },
+    ]
+    everything = fetch_all(gql)  # with the times that updatedSince compares
+    for trend_filter in filters:
+        expected = expect_filtered(gql, everything, trend_filter)
+        assert len(expected) < len(rows), trend_filter
+
+
+def filter_error(gql: GraphQL, trend_filter: Mapping[str, Any]) -> dict[str, Any]:
+    """The one error of `trends` and of `trendFacets` under a refused filter (the same)."""
+    errors = []
+    for document in (ALL, FACETS):
+        body = gql(document, {"filter": trend_filter})
+        assert body["data"] is None, body
+        [error] = body["errors"]
+        errors.append({"message": error["message"], **error["extensions"]})
+    assert errors[0] == errors[1]
+    return errors[0]
+
+
+REFUSED_FILTERS = [
+    pytest.param(
+        {"publicationsMin": 5, "publicationsMax": 4},
+        "publicationsMin",
+        "publicationsMin (5) is greater than publicationsMax (4): nothing can match",
+        id="publications min above max",
+    ),
+    pytest.param(
+        {"patentsMin": 10, "patentsMax": 0},
+        "patentsMin",
+        "patentsMin (10) is greater than patentsMax (0): nothing can match",
+        id="patents min above max",
+    ),
+    pytest.param(
+        {"publicationsMin": -1},
+        "publicationsMin",
+        "publicationsMin must be 0 or more, got -1",
+        id="negative publications min",
+    ),
+    pytest.param(
+        {"publicationsMax": -3},
+        "publicationsMax",
+        "publicationsMax must be 0 or more, got -3",
+        id="negative publications max",
+    ),
+    pytest.param(
+        {"patentsMin": -1, "patentsMax": 5},
+        "patentsMin",
+        "patentsMin must be 0 or more, got -1",
+        id="negative patents min",
+    ),
+    pytest.param(
+        {"patentsMax": -(2**31)},
+        "patentsMax",
+        f"patentsMax must be 0 or more, got {-(2**31)}",
+        id="negative patents max",
+    ),
+    pytest.param(
+        {"megatrendIn": ["x"] * 101},
+        "megatrendIn",
+        "megatrendIn takes at most 100 entries, got 101",
+        id="101 megatrends",
+    ),
+    pytest.param(
+        {"technologyReadinessLevelIn": ["PILOT"] * 150},
+        "technologyReadinessLevelIn",
+        "technologyReadinessLevelIn takes at most 100 entries, got 150",
+        id="150 readiness levels",
+    ),
+    pytest.param(
+        {"impactStrengthIn": ["LOW"] * 101},
+        "impactStrengthIn",
+        "impactStrengthIn takes at most 100 entries, got 101",
+        id="101 impact strengths",
+    ),
+    pytest.param(
+        {"steeplIn": ["S"] * 101},
+        "steeplIn",
+        "steeplIn takes at most 100 entries, got 101",
+        id="101 steepl values",
+    ),
+    pytest.param(
+        {"megatrendIn": ["AI", "AI\u0000"]},
+        "megatrendIn",
+        "megatrendIn must not contain a NUL character",
+        id="NUL in a megatrend",
+    ),
+    pytest.param(
+        {"updatedSince": "2026-01-31T00:00:00"},
+        "updatedSince",
+        "updatedSince needs a time zone offset, e.g. 2026-01-31T00:00:00Z",
+        id="naive updatedSince",
+    ),
+    pytest.param(
+        {"updatedSince": "2026-01-31"},
+        "updatedSince",
+        "updatedSince needs a time zone offset, e.g. 2026-01-31T00:00:00Z",
+        id="a date for updatedSince",
+    ),
+]
+
+
+@pytest.mark.parametrize(("trend_filter", "field", "message"), REFUSED_FILTERS)
+def test_a_filter_that_cannot_be_used_is_bad_user_input_naming_the_argument(
+    gql: GraphQL, rows: list[Node], trend_filter: dict[str, Any], field: str, message: str
+) -> None:
+    assert filter_error(gql, trend_filter) == {
+        "message": message,
+        "code": "BAD_USER_INPUT",
+        "field": field,
+    }
+
+
+def test_a_list_of_a_hundred_values_is_accepted(gql: GraphQL, rows: list[Node]) -> None:
+    names = [f"Megatrend {i}" for i in range(99)] + ["robotics"]
+    assert len(expect_filtered(gql, rows, {"megatrendIn": names})) == 2
+    assert len(expect_filtered(gql, rows, {"steeplIn": ["P"] * 100})) == len(
+        matching(rows, {"steepl": "P"})
+    )
+
+
+def test_an_updated_since_that_is_no_time_is_bad_user_input(gql: GraphQL, rows: list[Node]) -> None:
+    for value in ["yesterday", "2026-13-01T00:00:00Z", ""]:
+        body = gql(ALL, {"filter": {"updatedSince": value}})
+        assert body["data"] is None, value
+        assert error_code(body) == "BAD_USER_INPUT", value
+
+
+def test_the_service_refuses_a_long_list_itself(db: Database) -> None:
+    too_many = queries.TrendFilter(steepl_in=(Steepl.S,) * 101)
+    with pytest.raises(BadUserInput) as refused:
+        db.call_sync(queries.count_trends, too_many)
+    assert refused.value.extensions == {"code": "BAD_USER_INPUT", "field": "steeplIn"}
+    assert str(refused.value) == "steeplIn takes at most 100 entries, got 101"
 
 
 # Ordering and cursor pagination
@@ -927,3 +1222,18 @@ def test_search_is_served_by_the_trigram_index_with_the_same_answers(
                 text = "\n".join(plan.scalars())
                 assert text.count("Bitmap Index Scan on ix_trend_search") == 5, (term, text)
             assert _searched_ids(session, term) == scanned, term
+
+
+def test_updated_since_is_served_by_the_updated_at_index(
+    backend: Settings, db: Database, rows: list[Node]
+) -> None:
+    if backend.database_url.startswith("sqlite"):
+        pytest.skip("SQLite's planner is not PostgreSQL's; the index exists on both")
+    since = queries.TrendFilter(updated_since=datetime(2000, 1, 1, tzinfo=UTC))
+    with db.session() as session:
+        session.execute(sa.text("SET LOCAL enable_seqscan = off"))  # a few rows: it would scan
+        sent = _statements(session, lambda: queries.count_trends(session, since))
+        [(statement, parameters)] = sent
+        plan = session.connection().exec_driver_sql("EXPLAIN " + statement, parameters)
+        assert "ix_trend_updated_at" in "\n".join(plan.scalars())
+        assert queries.count_trends(session, since) == len(rows)

@@ -480,6 +480,47 @@ def test_a_long_order_by_is_refused_at_once_while_other_requests_are_served(
     assert statistics.median(latencies) < bound, (latencies, quiet)
 
 
+FILTERED = "query($f: TrendFilter) { trends(filter: $f) { totalCount } }"
+
+
+@pytest.mark.parametrize(
+    ("field", "entry", "entry_type"),
+    [
+        ("megatrendIn", "AI", "String"),
+        ("technologyReadinessLevelIn", "PILOT", "TechnologyReadinessLevel"),
+        ("steeplIn", "S", "Steepl"),
+    ],
+)
+def test_a_long_filter_list_is_refused_at_once_however_it_is_given(
+    client: httpx.Client, field: str, entry: str, entry_type: str
+) -> None:
+    quiet = [round_trip(client) for _ in range(3)]
+    huge = {"query": FILTERED, "variables": {"f": {field: [entry] * 60_000}}}
+    started = time.perf_counter()
+    [error] = client.post("/graphql", json=huge).json()["errors"]
+    elapsed = time.perf_counter() - started
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}
+    assert error["message"] == f"{field} takes at most 100 entries, got 60000"
+    assert elapsed < max(1.0, 10 * statistics.median(quiet)), (elapsed, quiet)
+
+    literal = f'"{entry}"' if entry_type == "String" else entry
+    in_the_document = (
+        f"{{ trends(filter: {{{field}: [{', '.join([literal] * 101)}]}}) {{ totalCount }} }}"
+    )
+    in_a_variable = (
+        f"query($v: [{entry_type}!]) {{ trends(filter: {{{field}: $v}}) {{ totalCount }} }}"
+    )
+    for body in (
+        {"query": in_the_document},
+        {"query": in_a_variable, "variables": {"v": [entry] * 101}},
+    ):
+        answer = client.post("/graphql", json=body).json()
+        assert answer["data"] is None
+        [error] = answer["errors"]
+        assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field}
+        assert error["message"] == f"{field} takes at most 100 entries, got 101"
+
+
 def test_a_cursor_of_another_shape_is_refused_whatever_the_order(client: httpx.Client) -> None:
     order = [{"field": f} for f in ("MEGATREND", "MACROTREND", "PATENTS")]
     cursor = base64.urlsafe_b64encode(orjson.dumps(["x", [None] * 600])).decode().rstrip("=")

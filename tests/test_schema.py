@@ -25,7 +25,15 @@ from strawberry.utils.str_converters import to_camel_case
 
 from trends_gql.core import generation
 from trends_gql.core.db import Database
-from trends_gql.core.fields import CHOICES, TREND_FIELDS, Choice, Count, Text, TrendField
+from trends_gql.core.fields import (
+    CHOICES,
+    COUNTS,
+    TREND_FIELDS,
+    Choice,
+    Count,
+    Text,
+    TrendField,
+)
 from trends_gql.core.pagination import encode_id
 from trends_gql.core.settings import Settings
 from trends_gql.schema import schema, types
@@ -46,7 +54,11 @@ type Trend { id: ID!  megatrend: String!  macrotrend: String!  challengesAndRese
   realWorldApplicationAndUseCases: String  uploadedAt: DateTime!  updatedAt: DateTime! }
 input TrendFilter { megatrend: String  macrotrend: String
   technologyReadinessLevel: TechnologyReadinessLevel
-  impactStrength: ImpactStrength  steepl: Steepl  search: String }
+  impactStrength: ImpactStrength  steepl: Steepl  search: String
+  megatrendIn: [String!]  technologyReadinessLevelIn: [TechnologyReadinessLevel!]
+  impactStrengthIn: [ImpactStrength!]  steeplIn: [Steepl!]
+  publicationsMin: Int  publicationsMax: Int  patentsMin: Int  patentsMax: Int
+  updatedSince: DateTime }
 enum TrendOrderField { ID MEGATREND MACROTREND PUBLICATIONS PATENTS UPLOADED_AT UPDATED_AT }
 enum SortDirection { ASC DESC }
 input TrendOrder { field: TrendOrderField!  direction: SortDirection! = ASC }
@@ -192,6 +204,21 @@ def test_each_field_of_an_enum_is_a_filter_and_a_facet() -> None:
     chosen = {name: next(iter(members)) for name, members in CHOICES.items()}
     query = types.TrendFilter(**chosen).to_query()
     assert {name: getattr(query, name) for name in CHOICES} == chosen
+
+
+def test_each_enum_field_has_a_list_filter_and_each_count_field_bounds() -> None:
+    filters = dict(data_fields("TrendFilter"))
+    for name, members in CHOICES.items():
+        assert filters[f"{to_camel_case(name)}In"] == f"[{members.__name__}!]"
+    assert filters["megatrendIn"] == "[String!]"
+    for short in COUNTS:
+        assert (filters[f"{short}Min"], filters[f"{short}Max"]) == ("Int", "Int")
+    chosen = {f"{name}_in": list(members) for name, members in CHOICES.items()}
+    query = types.TrendFilter(**chosen, megatrend_in=["AI"], publications_max=3).to_query()
+    assert {name: getattr(query, name) for name in chosen} == {
+        name: tuple(values) for name, values in chosen.items()
+    }
+    assert (query.megatrend_in, query.publications_max) == (("AI",), 3)
 
 
 # Error codes

@@ -166,6 +166,32 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_persist(args: argparse.Namespace, settings: Settings) -> int:
+    from graphql import build_schema
+
+    from trends_gql.schema import allowlist, schema
+
+    try:
+        with open_database(settings) as db:
+            done = db.call_sync(allowlist.persist_file, args.file, build_schema(schema.as_str()))
+    except FileNotFoundError:
+        print(f"error: no such file: {args.file}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except BadUserInput as exc:
+        print(f"error: {args.file}: {exc} (nothing was registered)", file=sys.stderr)
+        return 1
+    count = len(done.operations)
+    print(
+        f"{args.file}: {count} operation{'' if count == 1 else 's'}, {done.added} newly registered"
+    )
+    for operation in done.operations:
+        print(f"{operation.key}\t{operation.name or ''}")
+    return 0
+
+
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
@@ -306,6 +332,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             workers=args.workers,
             reload=args.reload,
             log_level=settings.log_level.lower(),
+            # A subscription message is a small document: the body limit applies to it as well.
+            ws_max_size=settings.max_body_bytes,
         )
     finally:
         if made is not None:
@@ -392,6 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("restore", help="load a backup into an empty database (all or nothing)")
     p.add_argument("file", type=Path)
     p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser(
+        "persist", help="register the operations of a .graphql file or a JSON manifest"
+    )
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_persist)
     return parser
 
 

@@ -169,13 +169,13 @@ class SessionCookies:
         db: Database,
         settings: Settings,
         clock: Callable[[], float],
-        skip_paths: frozenset[str] = frozenset(),
+        skip: Callable[[str], bool] = lambda path: False,
     ) -> None:
         self.app = app
         self.db = db
         self.settings = settings
         self.clock = clock
-        self.skip_paths = skip_paths
+        self.skip = skip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -184,7 +184,7 @@ class SessionCookies:
         state = scope[sessions.SCOPE_KEY] = RequestSession()
         token = cookie_parser(Headers(scope=scope).get("cookie", "")).get(SESSION_COOKIE)
         # Health checks answer whatever the session, and must not wait for the database.
-        if token is not None and scope["path"] not in self.skip_paths:
+        if token is not None and not self.skip(scope["path"]):
             try:
                 await self._resolve(state, token)
             except (sa.exc.SQLAlchemyError, ServiceUnavailable) as exc:

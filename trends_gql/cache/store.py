@@ -18,6 +18,7 @@ import pickle
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -111,6 +112,9 @@ def normalize(value: Any) -> Any:
         return [normalize(v) for v in value]
     if isinstance(value, dict):
         return {str(k): normalize(v) for k, v in value.items()}
+    if isinstance(value, datetime):
+        # One key per instant, whatever the offset it was given in (a naive one stays apart).
+        return (value.astimezone(UTC) if value.utcoffset() is not None else value).isoformat()
     if value is None or isinstance(value, str | int | float | bool):
         return value
     raise TypeError(f"no cache key for a {type(value).__name__}")

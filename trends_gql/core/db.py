@@ -1,14 +1,16 @@
 """Database engine and sessions for SQLite (embedded default) and PostgreSQL.
 
-A Database knows which tables each transaction wrote and tells its commit hook after the
-commit: the database of the settings (`Database.of`, `open_database`) bumps the cache's data
-generation after every committed write to trends, whatever service made it.
+A Database knows which tables each transaction wrote (and which rows, where it can tell) and
+tells its commit hooks after the commit: the database of the settings (`Database.of`,
+`open_database`) bumps the cache's data generation after every committed write to trends, and
+publishes the ids of the import runs written (core/changes.py), whatever service made it.
 """
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,8 +20,10 @@ import psycopg.errors
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList
 
-from trends_gql.core import generation
+from trends_gql.core import changes, generation
 from trends_gql.core.errors import QueryTimeout, ServiceUnavailable
 from trends_gql.core.settings import Settings
 
@@ -27,8 +31,12 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 CommitHook = Callable[[frozenset[str]], None]
-_WRITTEN = "trends_written_tables"  # in Session.info: the tables the open transaction wrote
+RowsHook = Callable[[frozenset[int] | None], object]  # the ids of rows written; None: not known
+# In Session.info: the tables the open transaction wrote, each with the ids of the rows it
+# wrote (None: rows it cannot tell).
+_WRITTEN = "trends_written_rows"
 TREND = "trend"  # the table whose writes change what the caches answer
+IMPORT_RUN = "import_run"  # the table whose changes live followers hear of
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -107,24 +115,56 @@ def _cancelled(exc: sa.exc.OperationalError) -> bool:
     return isinstance(exc.orig, psycopg.errors.QueryCanceled)
 
 
-def mark_written(session: Session, table: str) -> None:
-    """Record that the session's transaction wrote to `table` behind SQLAlchemy's back.
+def mark_written(session: Session, table: str, ids: Iterable[int] | None = None) -> None:
+    """Record that the session's transaction wrote to `table` behind SQLAlchemy's back (the
+    rows of these `ids`; None: rows not told).
 
     Statements run through the session, and flushed objects, are recorded by themselves; only
     writes through the raw driver connection (COPY, executemany) need saying.
     """
-    session.info.setdefault(_WRITTEN, set()).add(table)
+    written: dict[str, set[int] | None] = session.info.setdefault(_WRITTEN, {})
+    if ids is None:
+        written[table] = None
+    elif table not in written:
+        written[table] = set(ids)
+    elif (known := written[table]) is not None:
+        known.update(ids)
+
+
+def _ids_in(clause: Any, key: sa.Column[Any]) -> frozenset[int] | None:
+    """The ids a WHERE clause limits rows to (`id = x`, `id IN (...)`, alone or ANDed with other
+    conditions); None when it does not say."""
+    if isinstance(clause, BooleanClauseList) and clause.operator is operators.and_:
+        found = [ids for c in clause.clauses if (ids := _ids_in(c, key)) is not None]
+        return frozenset.intersection(*found) if found else None
+    if not (isinstance(clause, BinaryExpression) and isinstance(clause.right, BindParameter)):
+        return None
+    left = clause.left
+    if getattr(left, "table", None) is not key.table or getattr(left, "key", None) != key.key:
+        return None
+    value = clause.right.effective_value
+    values = [value] if clause.operator is operators.eq else value
+    if clause.operator not in (operators.eq, operators.in_op) or not isinstance(values, list):
+        return None
+    return frozenset(values) if all(isinstance(v, int) for v in values) else None
 
 
 def _record_statement(state: ORMExecuteState) -> None:
     if state.is_insert or state.is_update or state.is_delete:
         table = getattr(state.statement, "table", None)
-        mark_written(state.session, getattr(table, "name", "") or "?")
+        keys = list(getattr(table, "primary_key", ()))
+        ids = None
+        if (state.is_update or state.is_delete) and len(keys) == 1:
+            ids = _ids_in(getattr(state.statement, "whereclause", None), keys[0])
+        mark_written(state.session, getattr(table, "name", "") or "?", ids)
 
 
 def _record_flush(session: Session, _context: Any) -> None:
     for obj in (*session.new, *session.dirty, *session.deleted):
-        mark_written(session, sa.inspect(obj).mapper.local_table.name)
+        mapper = sa.inspect(obj).mapper
+        key = mapper.primary_key_from_instance(obj)
+        ids = key if len(key) == 1 and isinstance(key[0], int) else None
+        mark_written(session, mapper.local_table.name, ids)
 
 
 def _forget_writes(session: Session, previous: SessionTransaction) -> None:
@@ -136,7 +176,8 @@ class Database:
     """An engine and its session factory, shared by one process.
 
     After each commit of a transaction that wrote, `on_commit` gets the names of the tables it
-    wrote, in the committing thread (a worker thread when called through `run`).
+    wrote, and `row_hooks[table]` the ids of the rows of `table` it wrote, in the committing
+    thread (a worker thread when called through `run`).
     """
 
     def __init__(
@@ -145,12 +186,14 @@ class Database:
         pool_size: int = 10,
         statement_timeout_ms: int = 0,
         on_commit: CommitHook | None = None,
+        row_hooks: Mapping[str, RowsHook] | None = None,
     ) -> None:
         self.engine = create_db_engine(url, pool_size, statement_timeout_ms)
         self.statement_timeout_ms = statement_timeout_ms if self.dialect == "postgresql" else 0
         # At most one thread per pooled connection: the others queue here, not in the pool.
         self.threads = anyio.CapacityLimiter(pool_size)
         self.on_commit = on_commit
+        self.row_hooks = dict(row_hooks or {})
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         sa.event.listen(self.sessions, "do_orm_execute", _record_statement)
         sa.event.listen(self.sessions, "after_flush", _record_flush)
@@ -167,22 +210,37 @@ class Database:
     def of(
         cls, settings: Settings, *, pool_size: int = 10, statement_timeout_ms: int = 0
     ) -> "Database":
-        """The settings' database; a committed write to trends bumps the cache generation."""
+        """The settings' database: a committed write to trends bumps the cache generation, and
+        one to import runs tells their live followers."""
 
         def invalidate(tables: frozenset[str]) -> None:
             if TREND in tables:
                 generation.bump(settings)
 
-        return cls(settings.database_url, pool_size, statement_timeout_ms, on_commit=invalidate)
+        return cls(
+            settings.database_url,
+            pool_size,
+            statement_timeout_ms,
+            on_commit=invalidate,
+            row_hooks={IMPORT_RUN: partial(changes.publish, settings, IMPORT_RUN)},
+        )
 
     def _committed(self, session: Session) -> None:
-        tables = session.info.pop(_WRITTEN, None)
-        if not tables or self.on_commit is None:
+        written: dict[str, set[int] | None] | None = session.info.pop(_WRITTEN, None)
+        if not written:
             return
-        try:
-            self.on_commit(frozenset(tables))
-        except Exception:  # the commit stands whatever its hook does
-            log.exception("after the commit of a write to %s", ", ".join(sorted(tables)))
+        hooks: list[Callable[[], object]] = []
+        if self.on_commit is not None:
+            hooks.append(partial(self.on_commit, frozenset(written)))
+        for table, hook in self.row_hooks.items():
+            if table in written:
+                ids = written[table]
+                hooks.append(partial(hook, None if ids is None else frozenset(ids)))
+        for call in hooks:
+            try:
+                call()
+            except Exception:  # the commit stands whatever its hooks do
+                log.exception("after the commit of a write to %s", ", ".join(sorted(written)))
 
     @property
     def dialect(self) -> str:

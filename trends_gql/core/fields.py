@@ -153,3 +153,6 @@ SEARCHED = tuple(f.name for f in TREND_FIELDS if f.searched)
 CHOICES: dict[str, type[StrEnum]] = {
     f.name: f.rule.members for f in TREND_FIELDS if isinstance(f.rule, Choice)
 }
+# The fields of a count, by the short name (their first alias) of their filter's bounds:
+# publicationsMin and publicationsMax, patentsMin and patentsMax.
+COUNTS: dict[str, str] = {f.aliases[0]: f.name for f in TREND_FIELDS if isinstance(f.rule, Count)}

@@ -72,6 +72,8 @@ class Trend(SQLModel, table=True):
             sa.text("lower(macrotrend)"),
         ),
         sa.Index("ix_trend_macrotrend", sa.text("lower(macrotrend)")),
+        # `updatedSince` (clients that sync changes) asks for the few rows changed lately.
+        sa.Index("ix_trend_updated_at", "updated_at"),
         # `search` is ILIKE '%term%' on each of these columns; trigrams serve it on PostgreSQL.
         # SQLite has no such index and scans (an index on the bare columns would not serve it).
         sa.Index(
@@ -144,6 +146,30 @@ class UserSession(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     client_address: str | None = Field(default=None, sa_type=sa.String(SESSION_ADDRESS_MAX))
     user_agent: str | None = Field(default=None, sa_type=sa.String(SESSION_AGENT_MAX))
+
+
+PERSISTED_KEY_MAX = 128
+
+
+class PersistedOperation(SQLModel, table=True):
+    """An operation registered with `trends persist`: PERSISTED_QUERIES_ONLY runs only these."""
+
+    __tablename__ = "persisted_operation"
+    __table_args__ = (
+        sa.Index("ux_persisted_operation_key", "key", unique=True),
+        sa.Index("ix_persisted_operation_body_sha256", "body_sha256"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # What clients send as extensions.persistedQuery.sha256Hash: the SHA-256 of the body for
+    # .graphql files, the manifest's id otherwise.
+    key: str = Field(sa_type=sa.String(PERSISTED_KEY_MAX), nullable=False)
+    name: str | None = Field(default=None, sa_type=sa.String(255))
+    body: str = Field(sa_type=sa.Text, nullable=False)
+    # SHA-256 (hex) of the body's canonical text (schema/allowlist.py): a document sent as
+    # text is found by it.
+    body_sha256: str = Field(sa_type=sa.String(64), nullable=False)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
 class RunSource(enum.StrEnum):

@@ -72,8 +72,19 @@ class Settings(BaseSettings):
     cache_ttl: int = Field(default=120, ge=0)
     # Prefix of the cache's Redis keys (which also name the database and the code's version).
     cache_namespace: str = "trends"
+    # Prefix of the Redis pub/sub channels that tell web processes of changed import runs.
+    # Channels are shared by every logical database of a Redis: deployments sharing one need
+    # a prefix each.
+    pubsub_namespace: str = "trends:pubsub"
     cache_timeout: float = Field(default=0.1, gt=0)
     cache_retry_seconds: float = Field(default=10, ge=0)
+    # Automatic persisted queries: documents kept in Redis under this prefix, for this long.
+    persisted_queries_namespace: str = "trends:apq"
+    persisted_queries_ttl: int = Field(default=7 * 24 * 3600, ge=1)
+    # Only operations registered with `trends persist` run (staff excepted).
+    persisted_queries_only: bool = False
+    # max-age of anonymous GET queries' answers (0: revalidate each time, by ETag).
+    http_cache_max_age: int = Field(default=0, ge=0)
     # Per server process: recent entries also kept in memory (keys hold the generation).
     cache_memory_mb: int = Field(default=64, ge=0)
     queues: Annotated[list[str], NoDecode] = ["trends"]

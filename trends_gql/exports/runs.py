@@ -5,6 +5,7 @@ one every run shares: core/runs.py. The file itself is written by exports/files.
 """
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +26,39 @@ EXPORTS_FOLDER = "exports"
 MEDIA_TYPES = {ExportFormat.CSV: "text/csv; charset=utf-8", ExportFormat.JSON: "application/json"}
 
 
+def _to_json(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_to_json(v) for v in value]
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return getattr(value, "value", value)  # an enum member by its value
+
+
 def filter_to_json(trend_filter: TrendFilter | None) -> dict[str, Any] | None:
-    """The filter's conditions as plain JSON (enum values by their value); None when empty."""
+    """The filter's conditions as plain JSON (enums by value, times in UTC); None without any."""
     if trend_filter is None:
         return None
+    # An empty list is a condition (it matches nothing): kept.
     conditions = {k: v for k, v in vars(trend_filter).items() if v is not None}
-    return {k: getattr(v, "value", v) for k, v in conditions.items()} or None
+    return {k: _to_json(v) for k, v in conditions.items()} or None
+
+
+def _from_json(name: str, value: Any) -> Any:
+    listed = name.removesuffix("_in")
+    if name in CHOICES:
+        return CHOICES[name](value)
+    if listed != name:  # megatrend_in, or the list of an enum field
+        return tuple(CHOICES[listed](v) for v in value) if listed in CHOICES else tuple(value)
+    if name == "updated_since":
+        return datetime.fromisoformat(value)
+    return value
 
 
 def filter_from_json(data: dict[str, Any] | None) -> TrendFilter | None:
     """The filter stored by `filter_to_json`."""
     if not data:
         return None
-    values: dict[str, Any] = {k: CHOICES[k](v) if k in CHOICES else v for k, v in data.items()}
-    return TrendFilter(**values)
+    return TrendFilter(**{k: _from_json(k, v) for k, v in data.items()})
 
 
 def create_export_run(

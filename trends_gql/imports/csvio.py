@@ -211,6 +211,17 @@ class TrendCsvReader:
     def encoding_name(self) -> str:
         return "UTF-8" if self.encoding == "utf-8-sig" else "cp1252"
 
+    def count_rows(self) -> int:
+        """How many data rows the file has (records after the header that are not blank), in
+        one fast pass without checks; 0 when the pass cannot tell (the import reports why)."""
+        with open_regular(self.path, self.encoding) as f:
+            try:
+                rows = csv.reader(f, delimiter=self.delimiter)
+                records = sum(1 for cells in rows if "".join(cells).strip())
+            except csv.Error:
+                return 0
+        return max(records - 1, 0)
+
     def __iter__(self) -> Iterator[ParsedRow]:
         with open_regular(self.path, self.encoding) as f:
             reader = csv.reader(f, delimiter=self.delimiter, strict=True)

@@ -19,7 +19,7 @@ from trends_gql.core.db import Database, utcnow
 from trends_gql.core.models import ImportRun, RunSource, RunStatus, table_of
 from trends_gql.core.settings import Settings
 from trends_gql.imports import media
-from trends_gql.imports.csvio import CsvFormatError
+from trends_gql.imports.csvio import CsvFormatError, TrendCsvReader
 from trends_gql.imports.ingest import ImportReport, import_trends
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,16 @@ def _previous_success(session: Session, run: ImportRun) -> ImportRun | None:
         .order_by(R.id)
     )
     return session.scalars(stmt).first()
+
+
+def _total(session: Session, run_id: int, rows: int) -> None:
+    # Known before the first batch, so that progress reads as "n of total" from the start.
+    session.execute(
+        sa.update(ImportRun)
+        .where(R.id == run_id, R.status == RunStatus.RUNNING)
+        .values(rows_total=rows)
+    )
+    session.commit()
 
 
 def _progress(session: Session, run_id: int, report: ImportReport) -> None:
@@ -122,6 +132,8 @@ def _import(
     # SQLite has one writer at a time: progress writes would wait for the import's transaction.
     record = None if db.dialect == "sqlite" else (lambda r: db.call_sync(_progress, run.id, r))
     try:
+        if record is not None:
+            db.call_sync(_total, run.id, TrendCsvReader(Path(run.stored_path)).count_rows())
         with db.session() as session:
             report = import_trends(
                 session,

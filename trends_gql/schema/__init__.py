@@ -14,7 +14,8 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.tools import merge_types
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from trends_gql.core.settings import Settings
 from trends_gql.schema.context import Context
@@ -24,12 +25,13 @@ from trends_gql.schema.imports import ImportMutation, ImportQuery
 from trends_gql.schema.limits import limit_extensions, schema_config
 from trends_gql.schema.mutation import Mutation
 from trends_gql.schema.query import Query
+from trends_gql.schema.subscription import Subscription
 
 log = logging.getLogger("trends_gql.errors")
 
 # Distribution -> (lowest, first untested): the range tests/test_execution.py keeps equal to
 # pyproject.toml's bounds.
-TESTED_VERSIONS = {"graphql-core": ("3.3.0", "3.4"), "strawberry-graphql": ("0.319", "0.342")}
+TESTED_VERSIONS = {"graphql-core": ("3.3.0", "3.4"), "strawberry-graphql": ("0.341.2", "0.342")}
 
 
 def _release(version: str) -> tuple[tuple[int, ...], int]:
@@ -81,12 +83,26 @@ class TrendsSchema(strawberry.Schema):
                     exc_info=(type(exc), exc, exc.__traceback__) if exc else None,
                 )
 
+    async def execute(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        """Queries and mutations: a subscription runs over a WebSocket (`stream`) only."""
+        allowed = kwargs.get("allowed_operation_types") or list(OperationType)
+        kwargs["allowed_operation_types"] = set(allowed) - {OperationType.SUBSCRIPTION}
+        return await super().execute(*args, **kwargs)
+
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        """Subscriptions only, unless the caller says otherwise: over a WebSocket (whose
+        transport does not say), queries and mutations are refused, so that they all go over
+        HTTP, one request each under its rate limit."""
+        kwargs.setdefault("allowed_operation_types", (OperationType.SUBSCRIPTION,))
+        return await super().stream(*args, **kwargs)
+
 
 def build_schema(settings: Settings) -> TrendsSchema:
     """The schema with the settings' limits; the SDL does not depend on them."""
     return TrendsSchema(
         query=merge_types("Query", (Query, ImportQuery, ExportQuery)),
         mutation=merge_types("Mutation", (Mutation, ImportMutation, ExportMutation)),
+        subscription=Subscription,
         extensions=[ErrorCodes, *limit_extensions(settings)],
         config=schema_config(settings),
         execution_context_class=EXECUTION_CONTEXT,

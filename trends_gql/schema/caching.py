@@ -84,13 +84,15 @@ class CachedResponses(View):
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
         run = super().run
-        parts = await _request_parts(request) if self.cache.enabled else None
+        parts = await request_parts(request) if self.cache.enabled else None
         if parts is None:
             return await run(request, context, root_value)
         note_operation(parts[0], parts[2])  # a hit never reaches the view's own reading
         if is_staff(request):
             return _mark(await run(request, context, root_value), "bypass")
-        generation = await self.cache.generation()
+        # The HTTP layer (web/etags.py) may have looked it up already.
+        generation = getattr(request.state, "cache_generation", None)
+        generation = generation or await self.cache.generation()
         if generation is None:
             return _mark(await run(request, context, root_value), "bypass")
         request.state.cache_generation = generation  # the resolvers' cache needs no second look
@@ -116,7 +118,7 @@ def _mark(response: Response, outcome: str) -> Response:
     return response
 
 
-async def _request_parts(request: Any) -> tuple[str, Any, str | None] | None:
+async def request_parts(request: Any) -> tuple[str, Any, str | None] | None:
     """(query, variables, operation name) of a single GraphQL request; None when not one."""
     if not isinstance(request, Request):
         return None

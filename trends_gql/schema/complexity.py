@@ -20,6 +20,9 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLArgument,
     GraphQLField,
+    GraphQLInputField,
+    GraphQLInputObjectType,
+    GraphQLInputType,
     GraphQLList,
     GraphQLNamedType,
     GraphQLNonNull,
@@ -27,6 +30,7 @@ from graphql import (
     InlineFragmentNode,
     IntValueNode,
     ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     ValueNode,
@@ -37,7 +41,8 @@ from graphql import (
 # The metadata key of a field's fixed cost: strawberry.field(metadata={COST: 100}).
 COST = "trends_cost"
 # The metadata key of a list argument's largest length: strawberry.argument(metadata={...: 3}),
-# checked here on the raw value so that a huge list is refused before it is converted.
+# or of a list field of an input type (strawberry.field), checked here on the raw value so that
+# a huge list is refused before it is converted.
 MAX_ITEMS = "trends_max_items"
 # The page size assumed for a list outside any connection (lists of errors, facets, runs).
 LIST_SIZE = 10
@@ -155,21 +160,42 @@ class _Measurer:
     def _too_long(
         self, node: FieldNode, definition: GraphQLField | None
     ) -> tuple[str, int, int] | None:
-        """The first list argument given more entries than its MAX_ITEMS."""
+        """The first list argument, or list field of an input argument, given more entries
+        than its MAX_ITEMS."""
         for argument in node.arguments or ():
             name = argument.name.value
             found = definition.args.get(name) if definition is not None else None
-            limit = _metadata(found).get(MAX_ITEMS) if found is not None else None
-            value = argument.value
-            items: Any = (
-                self.variables.get(value.name.value)
-                if isinstance(value, VariableNode)
-                else value.values
-                if isinstance(value, ListValueNode)
-                else None
+            if found is not None:
+                too_long = self._too_long_value(name, found, argument.value)
+                if too_long is not None:
+                    return too_long
+        return None
+
+    def _too_long_value(
+        self, name: str, element: GraphQLArgument | GraphQLInputField, value: Any
+    ) -> tuple[str, int, int] | None:
+        """Whether a value (a node of the document, or a variable's raw value) is over a limit."""
+        if isinstance(value, VariableNode):
+            value = self.variables.get(value.name.value)
+        limit = _metadata(element).get(MAX_ITEMS)
+        items = value.values if isinstance(value, ListValueNode) else value
+        if isinstance(limit, int) and isinstance(items, list | tuple) and len(items) > limit:
+            return name, limit, len(items)
+        kind = _input_object(element.type)
+        if kind is None:
+            return None
+        # Its fields, as deep as the input types nest (ours: one level, TrendFilter's lists).
+        if isinstance(value, ObjectValueNode):
+            given: list[tuple[Any, Any]] = [(f.name.value, f.value) for f in value.fields]
+        else:
+            given = list(value.items()) if isinstance(value, Mapping) else []
+        for field_name, field_value in given:
+            field = kind.fields.get(field_name)
+            too_long = (
+                None if field is None else self._too_long_value(field_name, field, field_value)
             )
-            if isinstance(limit, int) and isinstance(items, list | tuple) and len(items) > limit:
-                return name, limit, len(items)
+            if too_long is not None:
+                return too_long
         return None
 
     def _inner(self, node: FieldNode, definition: GraphQLField | None, page: int | None) -> Figures:
@@ -209,7 +235,13 @@ def _is_list(field: GraphQLField) -> bool:
     return isinstance(kind, GraphQLList)
 
 
-def _metadata(element: GraphQLField | GraphQLArgument) -> Mapping[Any, Any]:
+def _input_object(kind: GraphQLInputType) -> GraphQLInputObjectType | None:
+    """The input object type of a value that is one (not a list of them)."""
+    inner = kind.of_type if isinstance(kind, GraphQLNonNull) else kind
+    return inner if isinstance(inner, GraphQLInputObjectType) else None
+
+
+def _metadata(element: GraphQLField | GraphQLArgument | GraphQLInputField) -> Mapping[Any, Any]:
     """What the Strawberry definition of a field or argument was declared with."""
     definition = element.extensions.get("strawberry-definition")
     metadata = getattr(definition, "metadata", None)

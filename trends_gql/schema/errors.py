@@ -6,6 +6,7 @@ from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from trends_gql.core.errors import TrendsError
 
@@ -32,10 +33,12 @@ def _about_the_request(error: GraphQLError) -> bool:
 
 
 def is_unexpected(error: GraphQLError, executing: bool) -> bool:
-    """An error that wraps an exception of ours is expected; so are GraphQL's own."""
-    if isinstance(error.original_error, TrendsError) or _about_the_request(error):
+    """An error that wraps an exception of ours is expected; so are GraphQL's own, and the
+    refusal of an operation type (a query over a WebSocket)."""
+    original = error.original_error
+    if isinstance(original, TrendsError | InvalidOperationTypeError) or _about_the_request(error):
         return False
-    if error.original_error is not None:
+    if original is not None:
         return True
     # Without an exception: parse, validation or variable errors, unless during field execution.
     return executing and error.path is not None
@@ -54,11 +57,19 @@ class ErrorCodes(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         self.executing = False
+        self.streamed = False
         yield
         result = self.execution_context.result
-        if result is None or not result.errors:
+        if self.streamed or result is None or not result.errors:
             return
         result.errors = [self._process(e) for e in result.errors]
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        """The same for each result of a subscription, before it is sent."""
+        self.streamed = True
+        if getattr(result, "errors", None):
+            result.errors = [self._process(e) for e in result.errors]
+        yield
 
     def on_execute(self) -> Iterator[None]:
         self.executing = True

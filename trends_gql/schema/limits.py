@@ -14,6 +14,7 @@ from graphql import (
     OperationDefinitionNode,
     parse,
 )
+from starlette.requests import Request
 from strawberry.extensions import (
     DisableIntrospection,
     MaxTokensLimiter,
@@ -165,8 +166,12 @@ def _chosen(figures: dict[OperationDefinitionNode, Figures], name: str | None) -
 
 
 def _over_budget(ctx: ExecutionContext, figures: Figures, limit: int) -> GraphQLError | None:
-    """Charge the operation's cost to its request: the operations of a batch share one budget."""
-    state = getattr(getattr(ctx.context, "request", None), "state", None)
+    """Charge the operation's cost to its request: the operations of a batch share one budget.
+
+    Over a WebSocket each operation has a budget of its own: the connection is no one request.
+    """
+    request = getattr(ctx.context, "request", None)
+    state = request.state if isinstance(request, Request) else None
     spent = (getattr(state, "query_cost", 0) if state is not None else 0) + figures.cost
     if spent > limit:
         return _error(

@@ -1,5 +1,6 @@
 """Strawberry types of the public read API."""
 
+import dataclasses
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar, cast
 
@@ -10,6 +11,7 @@ from strawberry.utils.str_converters import to_camel_case
 from trends_gql.accounts import sessions
 from trends_gql.core import fields, models
 from trends_gql.core.pagination import RecordPage, encode_id
+from trends_gql.schema.complexity import MAX_ITEMS
 from trends_gql.trends import queries
 
 TechnologyReadinessLevel = fields.TechnologyReadinessLevel
@@ -157,7 +159,16 @@ class TrendFacets:
         )
 
 
-@strawberry.input
+# A longer list is refused while the document is measured, before its entries are converted.
+_LIST = {MAX_ITEMS: queries.MAX_FILTER_VALUES}
+_ANY = f"[] matches nothing; at most {queries.MAX_FILTER_VALUES} values."
+
+
+def _bound(count: str, test: str, rule: str = "0 or more") -> str:
+    return f"{count} {test} this: {rule}. A trend without the count does not match."
+
+
+@strawberry.input(description="Conditions that must all hold; null or absent ones are ignored.")
 class TrendFilter:
     megatrend: str | None = strawberry.field(default=None, description="Exact, ignoring case.")
     macrotrend: str | None = strawberry.field(default=None, description="Exact, ignoring case.")
@@ -169,16 +180,47 @@ class TrendFilter:
         description="Substring, ignoring case, of megatrend, macrotrend, challenges, "
         "industries or use cases.",
     )
+    # The lists and bounds of core/fields.py CHOICES and COUNTS; tests/test_schema.py checks them.
+    megatrend_in: list[str] | None = strawberry.field(
+        default=None, description=f"Any of these, exact, ignoring case. {_ANY}", metadata=_LIST
+    )
+    technology_readiness_level_in: list[TechnologyReadinessLevel] | None = strawberry.field(
+        default=None,
+        description=f"Any of these (a trend without a level matches none). {_ANY}",
+        metadata=_LIST,
+    )
+    impact_strength_in: list[ImpactStrength] | None = strawberry.field(
+        default=None, description=f"Any of these. {_ANY}", metadata=_LIST
+    )
+    steepl_in: list[Steepl] | None = strawberry.field(
+        default=None, description=f"Any of these. {_ANY}", metadata=_LIST
+    )
+    publications_min: int | None = strawberry.field(
+        default=None,
+        description=_bound("totalCountOfPublications", ">=", "0 to publicationsMax"),
+    )
+    publications_max: int | None = strawberry.field(
+        default=None, description=_bound("totalCountOfPublications", "<=")
+    )
+    patents_min: int | None = strawberry.field(
+        default=None, description=_bound("totalCountOfPatents", ">=", "0 to patentsMax")
+    )
+    patents_max: int | None = strawberry.field(
+        default=None, description=_bound("totalCountOfPatents", "<=")
+    )
+    updated_since: datetime | None = strawberry.field(
+        default=None,
+        description="updatedAt >= this: what changed since a sync. With a time zone offset "
+        "(e.g. 2026-01-31T00:00:00Z); a time without one is refused.",
+    )
 
     def to_query(self) -> queries.TrendFilter:
-        return queries.TrendFilter(
-            megatrend=self.megatrend,
-            macrotrend=self.macrotrend,
-            technology_readiness_level=self.technology_readiness_level,
-            impact_strength=self.impact_strength,
-            steepl=self.steepl,
-            search=self.search,
-        )
+        """The service's filter: the same fields, lists as tuples."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            values[f.name] = tuple(value) if isinstance(value, list) else value
+        return queries.TrendFilter(**values)
 
 
 @strawberry.input

@@ -2,7 +2,7 @@
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
@@ -12,9 +12,11 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from trends_gql.accounts.auth import SessionCookies
 from trends_gql.cache.store import Cache
@@ -25,22 +27,47 @@ from trends_gql.core.ratelimit import RateLimiter
 from trends_gql.core.settings import Settings, configure_logging, get_settings
 from trends_gql.schema import Context, build_schema
 from trends_gql.schema.caching import CachedResponses
+from trends_gql.schema.persisted import PersistedQueries
+from trends_gql.web.assets import STATIC_PATH, Assets, Page
 from trends_gql.web.downloads import download_export
+from trends_gql.web.etags import HTTPCaching
 from trends_gql.web.measurement import MeasuredOperations, RequestMetrics
 from trends_gql.web.metrics import METRICS_PATH, metrics_route, watch_pool
 from trends_gql.web.negotiation import ResponseMediaType
-from trends_gql.web.pages import graphiql_page, home_route
+from trends_gql.web.pages import Pages, home_route, page_response, page_route
 from trends_gql.web.protection import (
     GRAPHQL_PATH,
-    RATE_EXEMPT_PATHS,
     JSONRefusals,
+    is_exempt,
     protection_middleware,
 )
+from trends_gql.web.sockets import StaffSockets
 
 log = logging.getLogger(__name__)
 
 
-class GraphQLView(MeasuredOperations, JSONRefusals, CachedResponses, GraphQL[Context, None]):
+class TextFrames(ASGIWebSocketAdapter):
+    """WebSocket messages as text frames: browser clients (graphql-ws) cannot read binary ones,
+    which Strawberry sends when `encode_json` gives bytes, as ours does for HTTP's sake."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await self.ws.send_text(orjson.dumps(message).decode())
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
+class GraphQLView(
+    StaffSockets,
+    MeasuredOperations,
+    JSONRefusals,
+    PersistedQueries,
+    HTTPCaching,
+    CachedResponses,
+    GraphQL[Context, None],
+):
+    websocket_adapter_class = TextFrames
+
     def __init__(
         self,
         db: Database,
@@ -48,23 +75,28 @@ class GraphQLView(MeasuredOperations, JSONRefusals, CachedResponses, GraphQL[Con
         cache: Cache,
         limiter: RateLimiter,
         clock: Callable[[], float],
+        graphiql: Page,
     ) -> None:
         super().__init__(
             build_schema(settings),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
             multipart_uploads_enabled=True,  # importTrends; the CSRF rule guards multipart
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),  # staff only: web/sockets.py
         )
         self.db = db
         self.settings = settings
         self.cache = cache
         self.limiter = limiter
         self.clock = clock
-        self._graphiql_page = graphiql_page(super().graphql_ide_html)
+        self.graphiql = graphiql
 
     @property
     def graphql_ide_html(self) -> str:
-        """GraphiQL, opened on an example query of this API."""
-        return self._graphiql_page
+        """GraphiQL from the vendored files, opened on an example query of this API."""
+        return self.graphiql.text
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return page_response(self.graphiql)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -152,14 +184,20 @@ def create_app(
         yield
         await limiter.aclose()
         await cache.aclose()
+        await graphql.close_documents()
         db.dispose()
 
     cache = Cache(settings)
-    graphql = GraphQLView(db, settings, cache, limiter, clock)
+    assets = Assets()
+    pages = Pages(assets, GRAPHQL_PATH, settings.graphiql_enabled)
+    graphql = GraphQLView(db, settings, cache, limiter, clock, pages.graphiql)
     app = Starlette(
         routes=[
-            Route("/", home_route(GRAPHQL_PATH, settings.graphiql_enabled), methods=["GET"]),
+            Route("/", home_route(pages.dashboard, GRAPHQL_PATH), methods=["GET"]),
+            Route("/console", page_route(pages.console), methods=["GET"]),
+            Mount(STATIC_PATH, app=assets, name="static"),
             Route(GRAPHQL_PATH, graphql, methods=["GET", "POST", "OPTIONS"]),
+            WebSocketRoute(GRAPHQL_PATH, graphql),
             Route("/healthz", healthz),
             Route(METRICS_PATH, metrics_route(db, settings), methods=["GET"]),
             Route("/exports/{id}", download_export, methods=["GET"]),
@@ -190,7 +228,7 @@ def create_app(
                 db=db,
                 settings=settings,
                 clock=clock,
-                skip_paths=RATE_EXEMPT_PATHS,
+                skip=is_exempt,
             ),
             *protection_middleware(settings, limiter),
         ],

@@ -1,15 +1,16 @@
-"""The home page (`GET /`), pointing to /graphql, and GraphiQL opened on an example of this API."""
+"""The pages for people: the dashboard (`/`), the staff console (`/console`) and GraphiQL.
 
-import html
-import json
-import logging
-import re
+Each page is a template of `templates/` rendered once at start (web/assets.py) and talks to
+/graphql only, as any client of the API does. Pages are sent with a Content-Security-Policy
+that allows nothing from another host.
+"""
+
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-log = logging.getLogger(__name__)
+from trends_gql.web.assets import Assets, Page
 
 EXAMPLE_QUERY = """\
 # The Trends GraphQL API: AI trend records (megatrend, macrotrend, readiness, ...).
@@ -35,42 +36,53 @@ EXAMPLE_QUERY = """\
 #   }
 # then, for instance: mutation { exportTrends(format: CSV) { id status } }
 # Accounts are made with `trends create-user EMAIL --staff`; `logout` signs out.
+# The staff console (/console) does the same in forms: sign in, correct, import, export.
 """
 
-# Strawberry's GraphiQL page opens on the text of this constant (or on the URL's `q`).
-_OPENING = re.compile(r"const EXAMPLE_QUERY = `.*?`;", re.DOTALL)
+PAGE_HEADERS = {
+    "cache-control": "no-cache",  # the page names its files by content: it must be fresh
+    "referrer-policy": "same-origin",
+    "x-content-type-options": "nosniff",
+}
 
 
-def graphiql_page(page: str, query: str = EXAMPLE_QUERY) -> str:
-    """Strawberry's GraphiQL `page`, opening on `query` instead of its generic welcome."""
-    literal = json.dumps(query).replace("</", "<\\/")  # a JS string that cannot end the script
-    opened, found = _OPENING.subn(lambda _: f"const EXAMPLE_QUERY = {literal};", page, count=1)
-    if not found:
-        log.warning("GraphiQL's page has changed: it opens on its own text, not our example")
-    return opened
+def page_response(page: Page) -> Response:
+    """A rendered page with its security headers."""
+    return HTMLResponse(page.text, headers={**PAGE_HEADERS, "content-security-policy": page.policy})
 
 
-def home_route(graphql_path: str, graphiql: bool) -> Callable[[Request], Awaitable[Response]]:
-    """`GET /`: a small HTML page for browsers, JSON for other clients; both point to the API."""
+def page_route(page: Page) -> Callable[[Request], Awaitable[Response]]:
+    """`GET` of a page."""
+
+    async def serve(request: Request) -> Response:
+        return page_response(page)
+
+    return serve
+
+
+def home_route(page: Page, graphql_path: str) -> Callable[[Request], Awaitable[Response]]:
+    """`GET /`: the dashboard for browsers, a JSON pointer to the API for other clients."""
     pointer = {
         "graphql": graphql_path,
         "message": f"This is a GraphQL API: POST queries to {graphql_path}.",
         "health": "/healthz",
     }
-    path = html.escape(graphql_path)
-    explore = f'<p>Explore it in <a href="{path}">GraphiQL</a>, opened on an example query.</p>'
-    page = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        "<title>Trends GraphQL API</title></head><body><h1>Trends GraphQL API</h1>"
-        f'<p>This server answers GraphQL at <a href="{path}"><code>{path}</code></a>'
-        " (POST a JSON body with a <code>query</code>).</p>"
-        f"{explore if graphiql else ''}"
-        '<p>Health: <a href="/healthz"><code>/healthz</code></a>.</p></body></html>'
-    )
 
     async def home(request: Request) -> Response:
         if "text/html" in request.headers.get("accept", ""):
-            return HTMLResponse(page)
+            return page_response(page)
         return JSONResponse(pointer)
 
     return home
+
+
+class Pages:
+    """Every page, rendered once against the static files."""
+
+    def __init__(self, assets: Assets, graphql_path: str, graphiql: bool) -> None:
+        nav = {"graphql": graphql_path, "graphiql": graphiql}
+        self.dashboard = assets.render("dashboard.html", config=nav)
+        self.console = assets.render("console.html", config=nav)
+        self.graphiql = assets.render(
+            "graphiql.html", graphiql_config={"endpoint": graphql_path, "query": EXAMPLE_QUERY}
+        )

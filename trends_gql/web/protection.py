@@ -12,11 +12,13 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.schema.base import BaseSchema
 from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
 
 from trends_gql.accounts.sessions import request_session
 from trends_gql.core.errors import error_response
 from trends_gql.core.ratelimit import RateLimiter
 from trends_gql.core.settings import Settings
+from trends_gql.web import sockets
 
 if TYPE_CHECKING:
     from trends_gql.schema.context import View
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 GRAPHQL_PATH = "/graphql"
 RATE_WINDOW = 60.0
 RATE_EXEMPT_PATHS = frozenset({"/healthz", "/metrics"})  # no session lookup, no rate limit
+STATIC_PREFIX = "/static/"  # the pages' files: public, and a page load asks for several
 PREFLIGHT_HEADERS = ("graphql-require-preflight", "x-requested-with", "apollo-require-preflight")
 # Content types a browser sends cross-site without a CORS preflight ("" = none at all).
 SIMPLE_CONTENT_TYPES = frozenset(
@@ -43,6 +46,11 @@ CSRF_MESSAGE = (
 def media_type(content_type: str | None) -> str:
     """The media type of a Content-Type value, without parameters, in lower case."""
     return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def is_exempt(path: str) -> bool:
+    """Whether requests to `path` skip the session lookup and the rate limit."""
+    return path in RATE_EXEMPT_PATHS or path.startswith(STATIC_PREFIX)
 
 
 def retry_after_header(seconds: float) -> str:
@@ -73,8 +81,15 @@ def _unsafe(scope: Scope) -> bool:
     if any(headers.get(name, "").strip() for name in PREFLIGHT_HEADERS):
         return False
     if scope["method"] in ("GET", "HEAD"):
-        # Without an operation it is the GraphiQL page, which executes nothing.
-        return "query" in QueryParams(scope["query_string"])
+        # A GET carrying an operation (its text, or the hash of a persisted query in
+        # `extensions`) needs the header too, as in Apollo Server, though GET runs queries only:
+        # a cross-site link is a top-level navigation, which carries SameSite=Lax cookies; some
+        # queries write (reading runs fails those whose worker died); and the time a GET takes
+        # tells a page on another site about the data (XS-Search). Same-origin pages add the
+        # header for free, others pay one cached preflight. Without either parameter it is the
+        # GraphiQL page, which executes nothing.
+        params = QueryParams(scope["query_string"])
+        return "query" in params or "extensions" in params
     if scope["method"] == "POST":
         return media_type(headers.get("content-type")) in SIMPLE_CONTENT_TYPES
     return False  # other methods are preflighted by browsers, and refused by the route anyway
@@ -161,7 +176,11 @@ def _upload_refusal(scope: Scope) -> Response | None:
 
 
 class RateLimit:
-    """Limit requests per signed-in user, or per client address, in a sliding minute."""
+    """Limit requests per signed-in user, or per client address, in a sliding minute.
+
+    A WebSocket handshake counts as one request (what runs over the socket is subscriptions
+    only: see TrendsSchema.stream); one over the limit is refused with 429 before it is accepted.
+    """
 
     def __init__(
         self, app: ASGIApp, limiter: RateLimiter, anonymous: int, user: int, window: float
@@ -174,9 +193,9 @@ class RateLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
-            scope["type"] != "http"
-            or scope["method"] == "OPTIONS"
-            or scope["path"] in RATE_EXEMPT_PATHS
+            scope["type"] not in ("http", "websocket")
+            or scope.get("method") == "OPTIONS"
+            or is_exempt(scope["path"])
         ):
             await self.app(scope, receive, send)
             return
@@ -187,7 +206,10 @@ class RateLimit:
                 message = f"Too many requests: at most {limit} a minute. Try again later."
                 headers = {"Retry-After": retry_after_header(decision.retry_after)}
                 response = error_response(429, message, "TOO_MANY_REQUESTS", headers)
-                await response(scope, receive, send)
+                if scope["type"] == "websocket":
+                    await sockets.refuse(scope, receive, send, response)
+                else:
+                    await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -223,6 +245,9 @@ _REFUSAL_CODES = {
     "Batching is not enabled": "BATCHING_DISABLED",
 }
 _STATUS_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+SUBSCRIPTIONS_MESSAGE = (
+    "Subscriptions run over a WebSocket to this path (protocol graphql-transport-ws), not HTTP."
+)
 
 
 class JSONRefusals(View):
@@ -256,7 +281,13 @@ class JSONRefusals(View):
 
     def refusal(self, exc: HTTPException, method: str) -> Response:
         """The JSON response for one of Strawberry's HTTP exceptions."""
-        if isinstance(exc.__cause__, InvalidOperationTypeError) and method == "GET":
+        cause = exc.__cause__
+        if (
+            isinstance(cause, InvalidOperationTypeError)
+            and cause.operation_type is OperationType.SUBSCRIPTION
+        ):
+            return error_response(400, SUBSCRIPTIONS_MESSAGE, "BAD_REQUEST")
+        if isinstance(cause, InvalidOperationTypeError) and method == "GET":
             # The GraphQL-over-HTTP spec: a mutation over GET is 405, and says to POST it.
             message = f"{exc.reason}: send them with POST"
             return error_response(405, message, "METHOD_NOT_ALLOWED", {"Allow": "POST"})
