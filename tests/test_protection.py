@@ -2,6 +2,7 @@
 
 import json
 import logging
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -443,3 +444,19 @@ def test_csrf_lets_a_multipart_post_with_apollo_require_preflight_through(
 def test_csrf_refuses_an_empty_apollo_require_preflight_header(client: httpx.Client) -> None:
     response = client.get("/graphql", params=TYPENAME, headers={"Apollo-Require-Preflight": ""})
     refusal(response, 400, "CSRF_PREVENTED")
+
+
+def test_a_client_that_leaves_before_its_body_is_read_is_no_server_error(
+    server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, port = server.removeprefix("http://").split(":")
+    head = (
+        f"POST /graphql HTTP/1.1\r\nHost: {host}\r\ncontent-type: application/json\r\n"
+        "content-length: 1000\r\n\r\n"
+    )
+    with caplog.at_level(logging.ERROR), socket.create_connection((host, int(port))) as conn:
+        conn.sendall(head.encode() + b'{"query": "{ __typename')
+        time.sleep(0.2)  # the view is reading the body when the client goes
+    with httpx.Client(base_url=server) as client:  # and the server still answers
+        assert client.post("/graphql", json=TYPENAME).status_code == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from cross_web import HTTPException
 from starlette.datastructures import Headers, QueryParams
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.schema.base import BaseSchema
@@ -267,6 +267,8 @@ class JSONRefusals(View):
             response = await self.run(request)
         except HTTPException as exc:
             response = self.refusal(exc, scope["method"])
+        except ClientDisconnect:
+            return  # it left before its request was read (a page navigating away): no one to answer
         finally:
             await request.close()  # an upload's temporary files: Strawberry leaves them open
         await response(scope, receive, send)
