@@ -305,8 +305,8 @@ def new_rate_namespace() -> str:
     return f"trends:rl:test:{uuid.uuid4().hex}"
 
 
-def delete_rate_keys(namespace: str) -> None:
-    """Delete the test Redis keys under a rate-limit namespace."""
+def delete_keys(namespace: str) -> None:
+    """Delete the test Redis keys under a namespace (of rate limits, persisted queries...)."""
     client = redis.Redis.from_url(TEST_REDIS_URL)
     keys = list(client.scan_iter(f"{namespace}:*"))
     if keys:
@@ -319,7 +319,7 @@ def rate_namespace() -> Iterator[str]:
     """A rate-limit namespace of the test's own, emptied afterwards."""
     namespace = new_rate_namespace()
     yield namespace
-    delete_rate_keys(namespace)
+    delete_keys(namespace)
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
-from conftest import SAMPLE, TEST_REDIS_URL, code, load, web_client, with_settings
+from conftest import SAMPLE, code, delete_keys, load, web_client, with_settings
 
 from trends_gql.core.db import Database
 from trends_gql.core.settings import Settings
@@ -67,11 +66,7 @@ def settings(backend: Settings, db: Database, rate_namespace: str) -> Iterator[S
         persisted_queries_namespace=namespace,
         cache_timeout=1.0,
     )
-    client = redis.Redis.from_url(TEST_REDIS_URL)
-    keys = list(client.scan_iter(f"{namespace}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    delete_keys(namespace)
 
 
 @pytest.fixture

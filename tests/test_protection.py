@@ -12,7 +12,7 @@ import pytest
 from conftest import (
     FakeClock,
     code,
-    delete_rate_keys,
+    delete_keys,
     login,
     make_user,
     new_rate_namespace,
@@ -257,7 +257,7 @@ def limited_app(sqlite_settings: Settings) -> Iterator[tuple[Settings, FakeClock
     clock = FakeClock()
     with web_client(settings, clock) as c:
         yield settings, clock, str(c.base_url)
-    delete_rate_keys(namespace)
+    delete_keys(namespace)
 
 
 @pytest.fixture

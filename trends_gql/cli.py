@@ -70,17 +70,22 @@ def _print_report(report: ImportReport, shown: int, seconds: float) -> None:
         print("nothing was imported: fix the rows above and import the file again", file=sys.stderr)
 
 
+def unreadable(path: object, exc: OSError) -> int:
+    """Say in one line why a file given on the command line cannot be read; its exit status."""
+    if isinstance(exc, FileNotFoundError):
+        print(f"error: no such file: {path}", file=sys.stderr)
+    else:
+        print(f"error: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+    return 2
+
+
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     started = time.perf_counter()
     try:
         with open_database(settings) as db:
             run, report = intake.import_now(db, settings, args.file, args.dry_run)
-    except FileNotFoundError:
-        print(f"error: no such file: {args.file}", file=sys.stderr)
-        return 2
     except OSError as exc:
-        print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return unreadable(args.file, exc)
     if report is None:
         print(f"error: {args.file}: {run.message}", file=sys.stderr)
         return 1
@@ -152,12 +157,8 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with open_database(settings) as db:
             count = db.call_sync(backups.restore_backup, args.file)
-    except FileNotFoundError:
-        print(f"error: no such file: {args.file}", file=sys.stderr)
-        return 2
     except OSError as exc:
-        print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return unreadable(args.file, exc)
     except backups.BackupError as exc:
         print(f"error: cannot restore {args.file}: {exc}", file=sys.stderr)
         print("nothing was restored", file=sys.stderr)
@@ -174,12 +175,8 @@ def cmd_persist(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with open_database(settings) as db:
             done = db.call_sync(allowlist.persist_file, args.file, build_schema(schema.as_str()))
-    except FileNotFoundError:
-        print(f"error: no such file: {args.file}", file=sys.stderr)
-        return 2
     except OSError as exc:
-        print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return unreadable(args.file, exc)
     except BadUserInput as exc:
         print(f"error: {args.file}: {exc} (nothing was registered)", file=sys.stderr)
         return 1
