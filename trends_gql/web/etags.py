@@ -33,9 +33,10 @@ else:
 # A signed-in user's answers (and one that deletes a stale session cookie) stay theirs.
 PRIVATE = "private, no-store"
 NOT_STORED = "no-store"
-# The answer depends on the media type asked for, and is public only without a session cookie.
-# CORSMiddleware adds Origin to every answer.
-VARY = "Accept, Cookie"
+# The answer depends on the media type asked for, is public only without a session cookie, and
+# carries CORS headers by Origin. Starlette's CORSMiddleware also names Origin, but not in every
+# release or case, and a shared cache must never give one origin's answer to another.
+VARY = "Accept, Cookie, Origin"
 _TAG = re.compile(r'\s*(?:W/)?("[^"]*")\s*(?:,|$)')
 
 
