@@ -42,7 +42,7 @@ test-lowest: install ## the tests again, in .venv-lowest, on the lowest versions
 	$(LOWEST)/bin/python .ci/lowest.py pyproject.toml > $(LOWEST)/lowest.txt
 	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/lowest.txt -e '.[dev,run]'
 	$(LOWEST)/bin/python -m pip check
-	$(LOWEST)/bin/pytest
+	$(LOWEST)/bin/pytest -n 2 --dist loadgroup
 
 lint: install ## ruff check and format check, mypy (strict) on trends_gql and jobs
 	$(BIN)/ruff check .
