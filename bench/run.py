@@ -1,10 +1,13 @@
 """`make bench`: GraphQL throughput under wrk and import speed, against PostgreSQL.
 
 Creates its own database (BENCH_DATABASE_URL) and uses one Redis database (BENCH_REDIS_URL),
-prints Markdown tables and writes bench/results.json.
+prints Markdown tables and writes bench/results.json. With PEERS=1, PostGraphile and
+strawberry-django are measured in the same run (bench/peers.py).
 """
 
 import contextlib
+import functools
+import importlib
 import json
 import os
 import re
@@ -15,14 +18,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import httpx
+import pageload
 import psycopg
 import redis
 from psycopg import sql
@@ -43,10 +47,11 @@ IMPORT_ROWS = [
     int(n) for n in os.environ.get("BENCH_IMPORT_ROWS", "100000,1000000").split(",") if n
 ]
 SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+PEERS = os.environ.get("PEERS", "") not in ("", "0")
 WARMUP_SECONDS = 3
 CONNECTIONS, THREADS, SERVER_WORKERS = 32, 2, 2
 HTTP_ROWS = 440
-ROUNDS = {"on": 2, "off": 1}
 
 FIELDS = (
     "id megatrend macrotrend challengesAndResearchGaps totalCountOfPublications"
@@ -78,16 +83,32 @@ class BenchError(Exception):
 
 @dataclass(frozen=True)
 class Workload:
-    """One kind of request wrk repeats: a GET of `path`, or a POST of a GraphQL query."""
+    """What wrk repeats: a GET of `path`, a POST of a GraphQL query, or payloads' POSTs in turn."""
 
     name: str
     label: str
     path: str
     query: str | None = None
+    payloads: tuple[dict[str, Any], ...] = ()  # a page load's requests, in order
+    headers: dict[str, str] = field(default_factory=lambda: {"content-type": "application/json"})
 
-    def body(self) -> bytes | None:
-        """The JSON body of the POST, None for a GET."""
-        return None if self.query is None else json.dumps({"query": self.query}).encode()
+    def bodies(self) -> list[bytes]:
+        """The JSON bodies of the POSTs (as JSON.stringify writes them); none for a GET."""
+        if self.query is not None:
+            return [json.dumps({"query": self.query}).encode()]
+        return [
+            json.dumps(p, separators=(",", ":"), ensure_ascii=False).encode() for p in self.payloads
+        ]
+
+
+@dataclass(frozen=True)
+class System:
+    """A server measured on its workloads: ours with caching on or off, or a peer."""
+
+    key: str  # "ours", or the peer's key
+    cache: str  # "on" or "off" for ours, "none" for a peer
+    serve: Callable[[Path], contextlib.AbstractContextManager[str]]
+    workloads: list[Workload]
 
 
 @dataclass
@@ -107,6 +128,9 @@ class HttpResult:
     errors: dict[str, int]
     cache_header: str | None
     ratio_to_l0: float | None = None
+    system: str = "ours"
+    requests_per_load: int = 1
+    page_loads_per_s: float | None = None  # W5: requests/s ÷ requests_per_load
 
 
 @dataclass
@@ -175,7 +199,8 @@ def reset_database() -> None:
     """A new, migrated, empty benchmark database."""
     drop_database()
     with admin_connection() as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(bench_url().database)))
+        name = sql.Identifier(bench_url().database or "")
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
     run([str(BIN / "trends"), "migrate"])
 
 
@@ -278,40 +303,60 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             continue
 
 
-def wait_ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Wait until /healthz answers 200; BenchError with the log if the server died or hung."""
-    deadline = time.monotonic() + 30
+def wait_ready(
+    ready: Callable[[], str | None], process: subprocess.Popen[bytes], log: Path
+) -> None:
+    """Wait until `ready()` finds nothing wrong; BenchError with the log if it dies or hangs."""
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise BenchError(f"the server exited ({process.returncode}):\n{log.read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                return
+            raise BenchError(f"{process.args!r} exited ({process.returncode}):\n{log.read_text()}")
+        problem = ready()
+        if problem is None:
+            return
         time.sleep(0.2)
-    raise BenchError(f"the server did not answer /healthz within 30 s:\n{log.read_text()}")
+    raise BenchError(f"{process.args!r} not ready in 60 s ({problem}):\n{log.read_text()}")
+
+
+@contextlib.contextmanager
+def started(
+    cmd: Sequence[str],
+    log: Path,
+    env: dict[str, str],
+    cwd: Path,
+    ready: Callable[[], str | None],
+) -> Iterator[None]:
+    """A server process, output to `log`, once `ready()`; stopped with its children after."""
+    with log.open("wb") as out:
+        # Its own session: Ctrl-C reaches us only, and we stop the server and its workers.
+        process = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_ready(ready, process, log)
+        yield
+    finally:
+        stop(process)
+
+
+def healthy(base: str) -> str | None:
+    """None when our server at `base` answers /healthz with 200, else what it answered."""
+    try:
+        response = httpx.get(f"{base}/healthz", timeout=2)
+    except httpx.HTTPError as exc:
+        return repr(exc)
+    return None if response.status_code == 200 else f"{response.status_code} {response.text}"
 
 
 @contextlib.contextmanager
 def server(log: Path, **env: str) -> Iterator[str]:
     """`trends serve` on a free port with `env`, output to `log`; yields its base URL."""
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
     cmd = [str(BIN / "trends"), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as out:
-        # Its own session: Ctrl-C reaches us only, and we stop the server and its workers.
-        process = subprocess.Popen(
-            [*cmd, "--workers", str(SERVER_WORKERS)],
-            cwd=ROOT,
-            env=app_env(**env),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_ready(base, process, log)
+    cmd += ["--workers", str(SERVER_WORKERS)]
+    with started(cmd, log, app_env(**env), ROOT, lambda: healthy(base)):
         yield base
-    finally:
-        stop(process)
 
 
 def warnings_in(log: Path) -> list[str]:
@@ -322,18 +367,21 @@ def warnings_in(log: Path) -> list[str]:
     ]
 
 
-def fetch(base: str, workload: Workload) -> httpx.Response:
-    """One request of `workload`; BenchError unless it succeeded without GraphQL errors."""
+def fetch(base: str, workload: Workload) -> list[httpx.Response]:
+    """Each request of `workload` once; BenchError unless all succeeded without GraphQL errors."""
     url = f"{base}{workload.path}"
-    body = workload.body()
-    if body is None:
-        response = httpx.get(url, timeout=30)
+    bodies = workload.bodies()
+    if not bodies:
+        responses = [httpx.get(url, timeout=30)]
     else:
-        headers = {"content-type": "application/json"}
-        response = httpx.post(url, content=body, headers=headers, timeout=30)
-    if response.status_code != 200 or "errors" in response.json():
-        raise BenchError(f"{workload.name} answered {response.status_code}: {response.text[:500]}")
-    return response
+        responses = [
+            httpx.post(url, content=body, headers=workload.headers, timeout=60) for body in bodies
+        ]
+    for response in responses:
+        if response.status_code != 200 or "errors" in response.json():
+            status, text = response.status_code, response.text[:500]
+            raise BenchError(f"{workload.name} answered {status}: {text}")
+    return responses
 
 
 def workloads(trend_id: str) -> list[Workload]:
@@ -348,27 +396,73 @@ def workloads(trend_id: str) -> list[Workload]:
     ]
 
 
-def probe(work: Path) -> tuple[int, str, int]:
-    """Size of L1's answer, the first trend's id and L2's row count, from a first server."""
-    l1 = Workload("L1", "", "/graphql", L1_QUERY)
-    l2 = Workload("L2", "", "/graphql", L2_QUERY)
+def page_loads(first_megatrend: str) -> list[Workload]:
+    """W5: the dashboard's page loads (bench/pageload.py), each request in turn."""
+    try:
+        loads = pageload.page_loads(first_megatrend)
+    except pageload.PageChanged as exc:
+        raise BenchError(str(exc)) from exc
+    return [
+        Workload(
+            "W5" if url == "/" else "W5a",
+            f"dashboard `{url}`, {len(payloads)} request{'s' if len(payloads) > 1 else ''}",
+            "/graphql",
+            payloads=payloads,
+            headers=pageload.HEADERS,
+        )
+        for url, payloads in loads.items()
+    ]
+
+
+@dataclass
+class Probe:
+    """What the first server tells the rest of the benchmark."""
+
+    l1_bytes: int
+    trend_id: str
+    ai_rows: int
+    first_megatrend: str
+    answers: dict[str, dict[str, Any]]  # the data of L1 to L4, uncached
+
+
+def probe(work: Path) -> Probe:
+    """L1 to L4's answers, L1's size, the first trend and megatrend, from an uncached server."""
     with server(work / "server-probe.log", CACHE_TTL="0") as base:
-        response = fetch(base, l1)
-        nodes = response.json()["data"]["trends"]["nodes"]
-        ai_rows = len(fetch(base, l2).json()["data"]["trends"]["nodes"])
-    if len(nodes) != HTTP_ROWS:
-        raise BenchError(f"L1 returned {len(nodes)} trends, expected {HTTP_ROWS}")
-    return len(response.content), nodes[0]["id"], ai_rows
+        first = fetch(base, workloads("")[1])[0]
+        nodes = first.json()["data"]["trends"]["nodes"]
+        if len(nodes) != HTTP_ROWS:
+            raise BenchError(f"L1 returned {len(nodes)} trends, expected {HTTP_ROWS}")
+        answers = {w.name: fetch(base, w)[0].json()["data"] for w in workloads(nodes[0]["id"])[1:]}
+        listed = fetch(base, page_loads("")[0])[0].json()["data"]["megatrends"]
+    return Probe(
+        l1_bytes=len(first.content),
+        trend_id=nodes[0]["id"],
+        ai_rows=len(answers["L2"]["trends"]["nodes"]),
+        first_megatrend=listed[0]["name"],
+        answers=answers,
+    )
 
 
 def lua_script(workload: Workload, work: Path) -> Path:
-    """wrk's script for `workload`: the request, and a `done` that prints one JSON line."""
-    lines = [f'wrk.method = "{"GET" if workload.query is None else "POST"}"']
-    body = workload.body()
-    if body is not None:
+    """wrk's script for `workload`: its request(s), and a `done` that prints one JSON line."""
+    bodies = workload.bodies()
+    lines = [f'wrk.method = "{"POST" if bodies else "GET"}"']
+    lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in workload.headers.items() if bodies]
+    if len(bodies) == 1:
+        lines.append(f"wrk.body = [==[{bodies[0].decode()}]==]")
+    elif bodies:  # a page load: its requests in turn (each thread's connections share them)
+        lines.append("local bodies = {")
+        lines += [f"  [==[{body.decode()}]==]," for body in bodies]
         lines += [
-            'wrk.headers["Content-Type"] = "application/json"',
-            f"wrk.body = [==[{body.decode()}]==]",
+            "}",
+            "local requests, next_one = {}, 0",
+            "init = function(args)",
+            "  for i, body in ipairs(bodies) do requests[i] = wrk.format(nil, nil, nil, body) end",
+            "end",
+            "request = function()",
+            "  next_one = next_one % #requests + 1",
+            "  return requests[next_one]",
+            "end",
         ]
     path = work / f"{workload.name}.lua"
     path.write_text("\n".join(lines) + "\n" + LUA_DONE)
@@ -386,62 +480,105 @@ def wrk(base: str, workload: Workload, seconds: int, work: Path) -> dict[str, fl
     return dict(json.loads(line.removeprefix("BENCH ")))
 
 
-def measure(base: str, workload: Workload, cache: str, round_: int, work: Path) -> HttpResult:
-    """Warm up, check one answer, then measure `workload` for SECONDS."""
+def measure(base: str, system: System, workload: Workload, round_: int, work: Path) -> HttpResult:
+    """Warm up, check one answer of each request, then measure `workload` for SECONDS."""
     wrk(base, workload, WARMUP_SECONDS, work)
-    response = fetch(base, workload)
+    responses = fetch(base, workload)
     figures = wrk(base, workload, SECONDS, work)
     seconds = figures["duration_us"] / 1e6
     errors = {k: int(figures[k]) for k in ("connect", "read", "write", "status", "timeout")}
+    rate = figures["requests"] / seconds
+    per_load = len(responses)
     return HttpResult(
         workload=workload.name,
         label=workload.label,
-        cache=cache,
+        cache=system.cache,
         round=round_,
         requests=int(figures["requests"]),
         seconds=round(seconds, 2),
-        requests_per_s=round(figures["requests"] / seconds, 1),
+        requests_per_s=round(rate, 1),
         p50_ms=round(figures["p50_us"] / 1000, 2),
         p99_ms=round(figures["p99_us"] / 1000, 2),
-        response_bytes=len(response.content),
+        response_bytes=sum(len(r.content) for r in responses),
         errors=errors,
-        cache_header=response.headers.get("x-trends-cache"),
+        cache_header=responses[-1].headers.get("x-trends-cache"),
+        system=system.key,
+        requests_per_load=per_load,
+        page_loads_per_s=round(rate / per_load, 1) if workload.payloads else None,
     )
 
 
+@contextlib.contextmanager
+def ours(log: Path, cache: str, l1_bytes: int) -> Iterator[str]:
+    """Our server with caching on or off, an empty cache, and L0's route."""
+    flush_redis()
+    ttl = str(cache_ttl_on() if cache == "on" else 0)
+    route = {"BENCH_ROUTE": "1", "BENCH_BODY_BYTES": str(l1_bytes)}
+    with server(log, CACHE_TTL=ttl, **route) as base:
+        yield base
+
+
+def our_systems(found: Probe) -> list[System]:
+    """Ours with caching on and off, on L0 to L4 and the dashboard's page loads (W5)."""
+    measured = [*workloads(found.trend_id), *page_loads(found.first_megatrend)]
+    return [
+        System(
+            key="ours",
+            cache=cache,
+            serve=functools.partial(ours, cache=cache, l1_bytes=found.l1_bytes),
+            workloads=measured,
+        )
+        for cache in ("on", "off")
+    ]
+
+
 def bench_http(work: Path) -> tuple[list[HttpResult], dict[str, Any]]:
-    """L0 to L4 with caching on (twice) and off (once), a server restart between."""
+    """Each system alone on its workloads, ROUNDS times in alternating order, restarted each time.
+
+    Ours runs with caching on and off (every server starts with an empty cache); with PEERS, the
+    peers whose answers are the same as ours run too.
+    """
     print(f"HTTP: {HTTP_ROWS} trends, wrk -t{THREADS} -c{CONNECTIONS} -d{SECONDS}s", flush=True)
     reset_database()
     flush_redis()
     print(run([str(BIN / "trends"), "import", str(generate(HTTP_ROWS, work))]).strip())
-    body_bytes, trend_id, ai_rows = probe(work)
+    found = probe(work)
+    systems = our_systems(found)
+    peer_data: dict[str, Any] = {}
+    if PEERS:
+        import peers  # it imports from this module
+
+        measured, peer_data = peers.checked_peers(found, work)
+        systems += measured
     results: list[HttpResult] = []
-    warnings: dict[str, list[str]] = {}
-    for cache, rounds in ROUNDS.items():
-        flush_redis()  # every server starts with an empty cache
-        ttl = str(cache_ttl_on() if cache == "on" else 0)
-        route = {"BENCH_ROUTE": "1", "BENCH_BODY_BYTES": str(body_bytes)}
-        log = work / f"server-cache-{cache}.log"
-        with server(log, CACHE_TTL=ttl, **route) as base:
-            for round_ in range(1, rounds + 1):
+    warnings: dict[str, list[str]] = {"on": [], "off": []}
+    for round_ in range(1, ROUNDS + 1):
+        for system in systems if round_ % 2 else systems[::-1]:
+            log = work / f"server-{system.key}-{system.cache}-{round_}.log"
+            with system.serve(log) as base:
                 ceiling = 0.0
-                for workload in workloads(trend_id):  # L0 first: the others' ceiling
-                    result = measure(base, workload, cache, round_, work)
-                    ceiling = ceiling or result.requests_per_s
-                    result.ratio_to_l0 = round(result.requests_per_s / ceiling, 3)
+                for workload in system.workloads:  # ours: L0 first, the others' ceiling
+                    result = measure(base, system, workload, round_, work)
+                    if system.key == "ours":
+                        ceiling = ceiling or result.requests_per_s
+                        result.ratio_to_l0 = round(result.requests_per_s / ceiling, 3)
                     print(f"  {http_row(result)}", flush=True)
                     results.append(result)
-        warnings[cache] = warnings_in(log)
-        print(f"  server log, cache {cache}: {len(warnings[cache])} warnings or errors", flush=True)
-        for line in warnings[cache][:5]:
+            if system.key == "ours":
+                warnings[system.cache] += warnings_in(log)
+    for cache, lines in warnings.items():
+        print(f"  server log, cache {cache}: {len(lines)} warnings or errors", flush=True)
+        for line in lines[:5]:
             print(f"    {line}")
     data = {
         "rows": HTTP_ROWS,
-        "ai_rows": ai_rows,
-        "l1_bytes": body_bytes,
-        "trend_id": trend_id,
+        "ai_rows": found.ai_rows,
+        "l1_bytes": found.l1_bytes,
+        "trend_id": found.trend_id,
+        "rounds": ROUNDS,
+        "page_load_megatrend": found.first_megatrend,
         "server_warnings": warnings,
+        **({"peers": peer_data} if PEERS else {}),
     }
     return results, data
 
@@ -520,8 +657,9 @@ def http_row(r: HttpResult) -> str:
     """One Markdown table row of an HTTP result."""
     errors = sum(r.errors.values())
     cells = [
+        r.system,
         f"{r.workload} {r.label}",
-        f"{r.cache} ({r.round})" if r.cache == "on" else r.cache,
+        f"{r.cache} ({r.round})",
         f"{r.requests_per_s:,.0f}",
         f"{r.p50_ms:.1f}",
         f"{r.p99_ms:.1f}",
@@ -543,13 +681,34 @@ def import_row(r: ImportResult) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def tables(http: list[HttpResult], imports: list[ImportResult]) -> str:
+def page_load_row(r: HttpResult) -> str:
+    """One Markdown table row of a page load (W5)."""
+    cells = [
+        f"{r.workload} {r.label}",
+        f"{r.cache} ({r.round})",
+        f"{r.page_loads_per_s:,.0f}",
+        f"{r.requests_per_s:,.0f}",
+        f"{r.p50_ms:.1f}",
+        f"{r.p99_ms:.1f}",
+        f"{r.response_bytes:,}",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def tables(http: list[HttpResult], imports: list[ImportResult], comparison: str) -> str:
     """The Markdown tables of all results."""
     lines = [
-        "| workload | cache (round) | requests/s | p50 ms | p99 ms | response bytes | ÷ L0 |",
-        "|---|---|--:|--:|--:|--:|--:|",
+        "| system | workload | cache (round) | requests/s | p50 ms | p99 ms | response bytes"
+        " | ÷ L0 |",
+        "|---|---|---|--:|--:|--:|--:|--:|",
         *(http_row(r) for r in http),
+        "",
+        "| page load | cache (round) | page loads/s | requests/s | p50 ms | p99 ms | bytes |",
+        "|---|---|--:|--:|--:|--:|--:|",
+        *(page_load_row(r) for r in http if r.page_loads_per_s is not None),
     ]
+    if comparison:
+        lines += ["", comparison]
     if imports:
         lines += [
             "",
@@ -590,7 +749,10 @@ def wrk_version() -> str:
 
 
 def write_results(
-    http: list[HttpResult], http_data: dict[str, Any], imports: list[ImportResult]
+    http: list[HttpResult],
+    http_data: dict[str, Any],
+    imports: list[ImportResult],
+    comparison: list[dict[str, Any]] | None,
 ) -> None:
     """bench/results.json: every figure, the set-up, the machine, the date and the commit."""
     status = git("status", "--porcelain")
@@ -610,6 +772,7 @@ def write_results(
         },
         "http": [asdict(r) for r in http],
         "import": [asdict(r) for r in imports],
+        **({} if comparison is None else {"comparison": comparison}),
     }
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
@@ -624,7 +787,13 @@ def main() -> int:
             try:
                 http, http_data = bench_http(work)
                 imports = [r for rows in IMPORT_ROWS for r in bench_import(rows, work)]
-                write_results(http, http_data, imports)
+                compared, comparison = None, ""
+                if PEERS:
+                    import peers  # it imports from this module
+
+                    compared = peers.comparison(http)
+                    comparison = peers.comparison_table(compared)
+                write_results(http, http_data, imports, compared)
             finally:
                 drop_database()
                 flush_redis()
@@ -634,9 +803,10 @@ def main() -> int:
     except KeyboardInterrupt:
         print("bench: interrupted; servers stopped, database dropped", file=sys.stderr)
         return 130
-    print(f"\n{tables(http, imports)}\n\nwritten to {RESULTS.relative_to(ROOT)}")
+    print(f"\n{tables(http, imports, comparison)}\n\nwritten to {RESULTS.relative_to(ROOT)}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as the module `run`, the one that peers.py imports from, not as a second copy.
+    sys.exit(importlib.import_module("run").main())
