@@ -311,14 +311,14 @@ def test_serve_prepares_the_multiprocess_folder(
     assert sorted(p.name for p in given.iterdir()) == ["notes.txt"]
 
 
-def _started(folder: Path, known: set[str]) -> bool:
-    """Whether a server process other than the `known` ones has built its app."""
+def _started(folder: Path) -> set[str]:
+    """The server processes (pids) that have built their app."""
+    started = set()
     for path in folder.glob("gauge_livesum_*.db"):
-        if path.stem.rpartition("_")[2] not in known:
-            for metric in MultiProcessCollector.merge([str(path)]):
-                if any(s.name == "trends_web_processes" and s.value == 1 for s in metric.samples):
-                    return True
-    return False
+        for metric in MultiProcessCollector.merge([str(path)]):
+            if any(s.name == "trends_web_processes" and s.value == 1 for s in metric.samples):
+                started.add(path.stem.rpartition("_")[2])
+    return started
 
 
 def _per_process(folder: Path, operation: str) -> dict[str, float]:
@@ -375,9 +375,13 @@ def test_the_counts_of_several_server_processes_are_summed(
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "trends serve did not start"
             time.sleep(0.2)
+        # On a busy machine the second process may start well after the first answers: until
+        # it has, the first takes every request.
+        while len(_started(folder)) < 2:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline + 60, "the second server process did not start"
+            time.sleep(0.2)
         sent = 0
-        # A deadline of its own: on a busy machine the second process may start well after the
-        # first answers, and the start above may have taken most of its minute.
         spread = time.monotonic() + 60
         with ThreadPoolExecutor(8) as pool:
             while len(_per_process(folder, name)) < 2:
@@ -395,7 +399,7 @@ def test_the_counts_of_several_server_processes_are_summed(
         # A worker killed: uvicorn starts another; the dead one's counts stay in the sum, and
         # it is no longer counted among the processes.
         os.kill(int(next(iter(per_process))), signal.SIGKILL)
-        while not _started(folder, set(per_process)):
+        while not _started(folder) - set(per_process):
             assert time.monotonic() < deadline + 60, "no process replaced the one killed"
             time.sleep(0.2)
         with httpx.Client(base_url=url) as client:
