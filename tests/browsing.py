@@ -1,5 +1,6 @@
 """Browser fixtures: real Chromium (Debian's package) driven by Playwright, against the real app,
-a real RQ worker process, PostgreSQL and Redis. conftest.py imports them.
+PostgreSQL and Redis, and a real RQ worker process where pages queue jobs. conftest.py imports
+them.
 
 `playwright install` cannot download browsers here, so Chromium comes from the system
 (`CHROMIUM`, or `chromium` on the PATH). Without it the browser tests are skipped, saying why,
@@ -27,6 +28,7 @@ CHROMIUM = (
 )
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "var" / "test-screenshots"
 TIMEOUT_MS = 15_000  # the machine is shared: generous, and only ever waited out on a failure
+expect.set_options(timeout=TIMEOUT_MS)  # expect()'s own default (5 s), as the pages' actions
 # Each test's reports by phase, for the page fixture to know whether the test failed.
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
@@ -79,30 +81,40 @@ class Site:
 
 @pytest.fixture
 def site(jobs_settings: Settings, db: Database) -> Iterator[Site]:
-    """The real app served by uvicorn, with a real `trends worker` process on the test's queue."""
-    from conftest import TRENDS, serve, settings_env
+    """The real app served by uvicorn with the test's settings (pages that queue jobs ask for
+    `worker` too)."""
+    from conftest import serve
 
     from trends_gql.web.app import create_app
 
-    worker = subprocess.Popen(
+    with serve(create_app(jobs_settings)) as url:
+        yield Site(url, jobs_settings, db)
+
+
+@pytest.fixture
+def worker(site: Site) -> Iterator[None]:
+    """A real `trends worker` process on the site's queue. Only for the tests of pages that queue
+    imports or exports: a process costs seconds of the machine's time."""
+    from conftest import TRENDS, settings_env
+
+    process = subprocess.Popen(
         [TRENDS, "worker"],
-        env=settings_env(jobs_settings),
+        env=settings_env(site.settings),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        with serve(create_app(jobs_settings)) as url:
-            yield Site(url, jobs_settings, db)
+        yield
     finally:
-        worker.terminate()
+        process.terminate()
         try:
-            worker.wait(timeout=15)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-        if worker.stderr is not None:
-            worker.stderr.close()
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 import csv
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,16 +21,19 @@ import pytest
 import redis
 import sqlalchemy as sa
 import uvicorn
-from browsing import browser, page, pytest_runtest_makereport, site  # noqa: F401
+from browsing import browser, page, pytest_runtest_makereport, site, worker  # noqa: F401
 from rq import Queue, SimpleWorker
 from rq_scheduler import Scheduler
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 from starlette.applications import Starlette
 
 from trends_gql.accounts import users
 from trends_gql.cli import migrate
+from trends_gql.core import summary
 from trends_gql.core.db import Database
+from trends_gql.core.models import TREND_SUMMARY_TABLE, TREND_TABLE
 from trends_gql.core.settings import Settings, get_settings
 from trends_gql.imports.csvio import HEADERS
 from trends_gql.imports.ingest import ImportReport, import_trends
@@ -123,14 +127,19 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     return settings
 
 
+def empty_tables(database: Database) -> None:
+    """Delete every row of every table, in one committed transaction."""
+    with database.session() as session:
+        for table in reversed(SQLModel.metadata.sorted_tables):
+            session.execute(sa.delete(table))
+        session.commit()
+
+
 @pytest.fixture
 def db(backend: Settings) -> Iterator[Database]:
     """The backend's database, every table emptied before the test."""
     database = Database.of(backend)  # as the app's: a committed write to trends invalidates
-    with database.session() as session:
-        for table in reversed(SQLModel.metadata.sorted_tables):
-            session.execute(sa.delete(table))
-        session.commit()  # a write like any other: cached answers of the last test go
+    empty_tables(database)  # a write like any other: cached answers of the last test go
     yield database
     database.dispose()
 
@@ -294,6 +303,17 @@ def load(db: Database, tmp_path: Path, content: str | bytes | Path, **kwargs: An
         return import_trends(session, path, **kwargs)
 
 
+def summary_matches(session: Session) -> int:
+    """The trend count, once trend_summary is found to hold exactly the counts a GROUP BY of
+    trend gives (each key once, none of zero)."""
+    key = [TREND_TABLE.c[name] for name in summary.KEY]
+    grouped = session.execute(sa.select(*key, sa.func.count()).group_by(*key)).all()
+    kept = TREND_SUMMARY_TABLE.c
+    rows = session.execute(sa.select(*(kept[name] for name in summary.KEY), kept.trend_count))
+    assert sorted(map(tuple, rows), key=repr) == sorted(map(tuple, grouped), key=repr)
+    return sum(row[-1] for row in grouped)
+
+
 def generate_csv(rows: int, out: Path, *args: str) -> Path:
     """A deterministic file from the pipeline's generator."""
     subprocess.run([sys.executable, str(GENERATOR), str(rows), str(out), *args], check=True)
@@ -384,22 +404,35 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def jobs_settings(
-    backend: Settings, db: Database, tmp_path: Path, rate_namespace: str
+@pytest.fixture(scope="module")
+def module_jobs_settings(
+    backend: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Settings]:
-    """Settings with a queue, media and backup folders of the test's own."""
-    name = f"test-{uuid.uuid4().hex[:10]}"
+    """Settings with a queue, media and backup folders and a rate-limit namespace of the test
+    module's own: its tests run one after the other, and share the apps made of them."""
+    tmp = tmp_path_factory.mktemp("jobs")
     settings = with_settings(
         backend,
-        queues=[name],
-        media_dir=tmp_path / "media",
-        backup_dir=tmp_path / "backups",
-        rate_limit_namespace=rate_namespace,
+        queues=[f"test-{uuid.uuid4().hex[:10]}"],
+        media_dir=tmp / "media",
+        backup_dir=tmp / "backups",
+        rate_limit_namespace=new_rate_namespace(),
         import_batch_size=5000,
     )
     yield settings
-    delete_queue_keys(name)
+    delete_keys(settings.rate_limit_namespace)
+
+
+@pytest.fixture
+def jobs_settings(module_jobs_settings: Settings, db: Database) -> Iterator[Settings]:
+    """Settings with a queue, media and backup folders: those of the module, as new for each test
+    (folders absent at its start; its jobs and its rate-limit counts gone after it)."""
+    settings = module_jobs_settings
+    for folder in (settings.media_dir, settings.backup_dir):
+        shutil.rmtree(folder, ignore_errors=True)
+    yield settings
+    delete_queue_keys(settings.queues[0])
+    delete_keys(settings.rate_limit_namespace)
 
 
 @pytest.fixture
@@ -425,23 +458,33 @@ class InProcessWorker(SimpleWorker):
         pass
 
 
+@contextmanager
+def trends_environment(settings: Settings) -> Iterator[None]:
+    """Meanwhile this process's environment (and so its settings) is that of a `trends` process
+    with these settings: what jobs and commands run here read."""
+    environment = os.environ.copy()
+    os.environ.clear()
+    os.environ.update(settings_env(settings))
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
+        get_settings.cache_clear()
+
+
 def work(settings: Settings) -> bool:
     """Carry out the jobs of the test's queue in this process with RQ's SimpleWorker, until the
     queue is empty; whether any job ran. Jobs read their settings from the environment, so the
     environment of `trends worker` with these settings is theirs while they run."""
     connection = redis.Redis.from_url(settings.redis_url)
     queues = [Queue(name, connection=connection) for name in settings.queues]
-    environment = os.environ.copy()
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    os.environ.clear()
-    os.environ.update(settings_env(settings))
-    get_settings.cache_clear()
     try:
-        return InProcessWorker(queues, connection=connection).work(burst=True)
+        with trends_environment(settings):
+            return InProcessWorker(queues, connection=connection).work(burst=True)
     finally:
-        os.environ.clear()
-        os.environ.update(environment)
-        get_settings.cache_clear()
         for sig, handler in handlers.items():  # the worker's own stop their process on Ctrl-C
             signal.signal(sig, handler)
         connection.close()
@@ -518,10 +561,21 @@ def scheduler() -> Iterator[Scheduler]:
     connection.close()
 
 
+@pytest.fixture(scope="module")
+def staff_server(module_jobs_settings: Settings) -> Iterator[str]:
+    """Base URL of an app of the module's job settings, served for the module's `staff` tests
+    (an app per test would cost a start and a stop each)."""
+    with serve(create_app(module_jobs_settings)) as url:
+        yield url
+
+
 @pytest.fixture
-def staff(jobs_settings: Settings, db: Database) -> Iterator[httpx.Client]:
+def staff(
+    jobs_settings: Settings, module_jobs_settings: Settings, db: Database, staff_server: str
+) -> Iterator[httpx.Client]:
     """A staff member's client of an app with the test's queue and folders."""
+    assert jobs_settings == module_jobs_settings, "the shared app serves the module's settings"
     make_user(db, "staff@example.org", staff=True)
-    with web_client(jobs_settings) as client:
+    with httpx.Client(base_url=staff_server, timeout=10) as client:
         login(client, "staff@example.org")
         yield client

@@ -1,9 +1,11 @@
 """Registered operations: `trends persist` (the real command), PERSISTED_QUERIES_ONLY over HTTP."""
 
 import hashlib
+import io
 import json
 import subprocess
 from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from conftest import (
     load,
     make_user,
     settings_env,
+    trends_environment,
     web_client,
     with_settings,
 )
@@ -27,7 +30,7 @@ from graphql import parse, print_ast
 from trends_gql.cli import main
 from trends_gql.core.db import Database
 from trends_gql.core.models import PersistedOperation
-from trends_gql.core.settings import Settings, get_settings
+from trends_gql.core.settings import Settings
 
 OPERATIONS = """
 # The dashboard's operations, as a frontend keeps them.
@@ -54,6 +57,16 @@ def printed(text: str) -> str:
 
 
 def persist(settings: Settings, path: Path) -> subprocess.CompletedProcess[str]:
+    """`trends persist FILE` with these settings, through the command's entry point in this
+    process: a process per call would take seconds (test_a_missing_file_exits_2 runs the real
+    command)."""
+    out, err = io.StringIO(), io.StringIO()
+    with trends_environment(settings), redirect_stdout(out), redirect_stderr(err):
+        status = main(["persist", str(path)])
+    return subprocess.CompletedProcess(["persist", path], status, out.getvalue(), err.getvalue())
+
+
+def persist_in_a_process(settings: Settings, path: Path) -> subprocess.CompletedProcess[str]:
     """`trends persist FILE` with these settings, in a process of its own."""
     return subprocess.run(
         [TRENDS, "persist", str(path)],
@@ -267,27 +280,21 @@ def test_a_bad_file_is_one_line_that_says_where_and_nothing_is_registered(
     settings: Settings,
     db: Database,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
     name: str,
     content: str,
     problem: str,
 ) -> None:
     (path := tmp_path / name).write_text(content)
-    # The command's own entry point, in this process: a process per case would take seconds.
-    for variable, value in settings_env(settings).items():
-        monkeypatch.setenv(variable, value)
-    get_settings.cache_clear()
-    try:
-        assert main(["persist", str(path)]) == 1
-    finally:
-        get_settings.cache_clear()
-    assert capsys.readouterr() == ("", f"error: {path}: {problem} (nothing was registered)\n")
+    result = persist(settings, path)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"error: {path}: {problem} (nothing was registered)\n"
     assert registered(db) == 0
 
 
+# The command itself, as a process: what it does with the database is tested on both backends.
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_a_missing_file_exits_2(settings: Settings, tmp_path: Path) -> None:
-    result = persist(settings, tmp_path / "nowhere.graphql")
+    result = persist_in_a_process(settings, tmp_path / "nowhere.graphql")
     assert (result.returncode, result.stderr) == (
         2,
         f"error: no such file: {tmp_path / 'nowhere.graphql'}\n",

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 import sqlalchemy as sa
-from conftest import SAMPLE, load, other_database, trend_row, work
+from conftest import SAMPLE, empty_tables, load, other_database, trend_row, work
 
 from trends_gql.cli import main
 from trends_gql.core import queue
@@ -50,13 +50,22 @@ def filled(db: Database, tmp_path: Path) -> Database:
     return db
 
 
-@pytest.fixture
-def empty(backend: Settings, tmp_path: Path) -> Iterator[Database]:
-    """A second database, migrated and empty."""
-    with other_database(backend, tmp_path, "restore") as settings:
+@pytest.fixture(scope="module")
+def restore_target(
+    backend: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
+    """A second database of the backend's kind, migrated once for the module."""
+    with other_database(backend, tmp_path_factory.mktemp("restore"), "restore") as settings:
         database = Database(settings.database_url)
         yield database
         database.dispose()
+
+
+@pytest.fixture
+def empty(restore_target: Database) -> Database:
+    """The second database, every table emptied before the test."""
+    empty_tables(restore_target)
+    return restore_target
 
 
 def _restore_cli(db: Database, path: Path, monkeypatch: pytest.MonkeyPatch) -> int:

@@ -479,6 +479,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# What a process logs, the same on either backend: the service's writes are tested on both.
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_the_web_process_logs_each_staff_write_with_the_email(
     db: Database, backend: Settings, tmp_path: Path
 ) -> None:
@@ -515,6 +517,7 @@ def test_the_web_process_logs_each_staff_write_with_the_email(
     assert process.returncode == 0
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # as above: a process's log
 def test_the_worker_logs_each_run_with_its_outcome_and_counts(
     jobs_settings: Settings, db: Database
 ) -> None:

@@ -12,6 +12,8 @@ from browsing import TIMEOUT_MS, Site, sign_in
 from conftest import csv_text, load, make_user, post, trend_row
 from playwright.sync_api import Page, expect
 
+pytestmark = pytest.mark.usefixtures("worker")  # the pages queue jobs
+
 STAFF = "exporter@example.org"
 SEARCH = "edge"
 COUNT = "query Count($filter: TrendFilter) { trends(filter: $filter) { totalCount } }"

@@ -16,6 +16,8 @@ from playwright.sync_api import Locator, Page, WebSocket, expect
 
 from trends_gql.core.settings import Settings
 
+pytestmark = pytest.mark.usefixtures("worker")  # the pages queue jobs
+
 STAFF = "importer@example.org"
 BIG_FILE_ROWS = 4000
 BATCH_ROWS = 1000  # progress is recorded once a batch: a few thousand rows give several updates

@@ -23,7 +23,9 @@ from packaging.utils import canonicalize_name
 
 from trends_gql.core.settings import Settings
 
-pytestmark = pytest.mark.slow
+# On one xdist worker: the module's wheel (its `installed` fixture) is then built once, not once
+# per worker that runs one of its tests.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("packaging")]
 
 ROOT = Path(__file__).resolve().parent.parent
 # Folders of the tree and the package they ship as.

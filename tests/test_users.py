@@ -221,6 +221,9 @@ def run(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.Complete
     )
 
 
+# The command's prompts and input, in a process of its own: on one backend, since the service it
+# calls is tested on both above.
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_create_user_reads_the_password_from_stdin(db: Database, cli_env: dict[str, str]) -> None:
     result = run(
         cli_env,
@@ -235,6 +238,7 @@ def test_create_user_reads_the_password_from_stdin(db: Database, cli_env: dict[s
     assert db.call_sync(users.authenticate, "ann@example.org", PASSWORD).is_staff
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # as above: the command
 def test_create_user_prompts_twice_for_the_password(db: Database, cli_env: dict[str, str]) -> None:
     child = pexpect.spawn(
         TRENDS,
@@ -254,6 +258,7 @@ def test_create_user_prompts_twice_for_the_password(db: Database, cli_env: dict[
     assert stored(db, "ann@example.org").is_superuser
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # as above: the command
 def test_create_user_refuses_two_different_passwords(db: Database, cli_env: dict[str, str]) -> None:
     child = pexpect.spawn(
         TRENDS, ["create-user", "ann@example.org"], env=cli_env, encoding="utf-8", timeout=30
@@ -296,6 +301,7 @@ def test_user_commands_refuse_bad_input_with_a_message(
     assert "Traceback" not in stderr
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # as above: the command
 def test_set_password_deactivate_and_list_users(
     db: Database, cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
