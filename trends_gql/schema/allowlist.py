@@ -226,7 +226,9 @@ def register_operations(session: Session, operations: list[Operation]) -> int:
             sa.select(col(PersistedOperation.key), col(PersistedOperation.body)).where(
                 col(PersistedOperation.key).in_(keys)
             )
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     now = utcnow()
     new = []

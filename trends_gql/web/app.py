@@ -24,12 +24,10 @@ from trends_gql.core import revisions
 from trends_gql.core.db import Database
 from trends_gql.core.queue import redis_problem
 from trends_gql.core.ratelimit import RateLimiter
-from trends_gql.core.reads import Reads
 from trends_gql.core.settings import Settings, configure_logging, get_settings
 from trends_gql.schema import Context, build_schema
 from trends_gql.schema.caching import CachedResponses
 from trends_gql.schema.persisted import PersistedQueries
-from trends_gql.schema.prepared import PreparedReads
 from trends_gql.web.assets import STATIC_PATH, Assets, Page
 from trends_gql.web.downloads import download_export
 from trends_gql.web.etags import HTTPCaching
@@ -66,7 +64,6 @@ class GraphQLView(
     PersistedQueries,
     HTTPCaching,
     CachedResponses,
-    PreparedReads,
     GraphQL[Context, None],
 ):
     websocket_adapter_class = TextFrames
@@ -79,7 +76,6 @@ class GraphQLView(
         limiter: RateLimiter,
         clock: Callable[[], float],
         graphiql: Page,
-        reads: Reads,
     ) -> None:
         super().__init__(
             build_schema(settings),
@@ -93,7 +89,6 @@ class GraphQLView(
         self.limiter = limiter
         self.clock = clock
         self.graphiql = graphiql
-        self.reads = reads
 
     @property
     def graphql_ide_html(self) -> str:
@@ -190,14 +185,12 @@ def create_app(
         await limiter.aclose()
         await cache.aclose()
         await graphql.close_documents()
-        reads.close()
         db.dispose()
 
     cache = Cache(settings)
     assets = Assets()
     pages = Pages(assets, GRAPHQL_PATH, settings.graphiql_enabled)
-    reads = Reads(db, pool_size=settings.db_pool_size)
-    graphql = GraphQLView(db, settings, cache, limiter, clock, pages.graphiql, reads)
+    graphql = GraphQLView(db, settings, cache, limiter, clock, pages.graphiql)
     app = Starlette(
         routes=[
             Route("/", home_route(pages.dashboard, GRAPHQL_PATH), methods=["GET"]),
@@ -242,6 +235,5 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.db = db
-    app.state.reads = reads
     app.state.settings = settings
     return app
