@@ -120,11 +120,10 @@ def test_a_write_rolled_back_to_a_savepoint_is_not_counted(db: Database, tmp_pat
     assert matches(db) == 44 - 5 - 6
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite: one writer at a time
 def test_writers_do_not_wait_for_each_other_before_their_commits(
-    backend: Settings, db: Database, tmp_path: Path
+    db: Database, tmp_path: Path
 ) -> None:
-    if backend.database_url.startswith("sqlite"):
-        pytest.skip("SQLite has one writer at a time")
     load(db, tmp_path, SAMPLE)
     pk = db.call_sync(curation.create_trend, trend_row(challenges_and_research_gaps="x"), ACTOR)
     columns = [c.name for c in TREND_TABLE.columns if c.name != "id"]
@@ -141,9 +140,8 @@ def test_writers_do_not_wait_for_each_other_before_their_commits(
     assert matches(db) == 46
 
 
-def test_truncate_empties_the_summary(backend: Settings, db: Database, tmp_path: Path) -> None:
-    if backend.database_url.startswith("sqlite"):
-        pytest.skip("SQLite has no TRUNCATE")
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # SQLite has no TRUNCATE
+def test_truncate_empties_the_summary(db: Database, tmp_path: Path) -> None:
     load(db, tmp_path, SAMPLE)
     with db.session() as session:
         session.execute(sa.text("TRUNCATE trend"))

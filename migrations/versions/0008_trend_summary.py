@@ -44,17 +44,23 @@ BEGIN
   RETURN NULL;
 END
 $$""",
-    # At commit, in key order: writers do not wait for each other before.
+    # At commit, in key order: writers do not wait for each other before. Only the keys it
+    # emptied are deleted, not found by a scan of the whole summary.
     f"""CREATE FUNCTION trend_summary_fold() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  emptied integer[];
 BEGIN
   WITH change AS (
     DELETE FROM trend_summary_change WHERE txid = NEW.txid RETURNING {KEY}, trend_count
+  ), folded AS (
+    INSERT INTO trend_summary AS s ({KEY}, trend_count)
+    SELECT {KEY}, sum(trend_count) FROM change GROUP BY {KEY} HAVING sum(trend_count) <> 0
+    ORDER BY {KEY}
+    ON CONFLICT ({TARGET}) DO UPDATE SET trend_count = s.trend_count + excluded.trend_count
+    RETURNING s.id, s.trend_count
   )
-  INSERT INTO trend_summary AS s ({KEY}, trend_count)
-  SELECT {KEY}, sum(trend_count) FROM change GROUP BY {KEY} HAVING sum(trend_count) <> 0
-  ORDER BY {KEY}
-  ON CONFLICT ({TARGET}) DO UPDATE SET trend_count = s.trend_count + excluded.trend_count;
-  DELETE FROM trend_summary WHERE trend_count <= 0;
+  SELECT array_agg(id) INTO emptied FROM folded WHERE trend_count <= 0;
+  DELETE FROM trend_summary WHERE id = ANY (emptied);
   RETURN NULL;
 END
 $$""",

@@ -57,16 +57,22 @@ BEGIN
   RETURN NULL;
 END
 $$"""
+# Only the keys the fold emptied are deleted: not a scan of the whole summary at every commit.
 _FOLD = f"""CREATE FUNCTION trend_summary_fold() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  emptied integer[];
 BEGIN
   WITH change AS (
     DELETE FROM trend_summary_change WHERE txid = NEW.txid RETURNING {_KEY}, trend_count
+  ), folded AS (
+    INSERT INTO trend_summary AS s ({_KEY}, trend_count)
+    SELECT {_KEY}, sum(trend_count) FROM change GROUP BY {_KEY} HAVING sum(trend_count) <> 0
+    ORDER BY {_KEY}
+    ON CONFLICT ({_TARGET}) DO UPDATE SET trend_count = s.trend_count + excluded.trend_count
+    RETURNING s.id, s.trend_count
   )
-  INSERT INTO trend_summary AS s ({_KEY}, trend_count)
-  SELECT {_KEY}, sum(trend_count) FROM change GROUP BY {_KEY} HAVING sum(trend_count) <> 0
-  ORDER BY {_KEY}
-  ON CONFLICT ({_TARGET}) DO UPDATE SET trend_count = s.trend_count + excluded.trend_count;
-  DELETE FROM trend_summary WHERE trend_count <= 0;
+  SELECT array_agg(id) INTO emptied FROM folded WHERE trend_count <= 0;
+  DELETE FROM trend_summary WHERE id = ANY (emptied);
   RETURN NULL;
 END
 $$"""

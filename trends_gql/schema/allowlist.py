@@ -226,9 +226,7 @@ def register_operations(session: Session, operations: list[Operation]) -> int:
             sa.select(col(PersistedOperation.key), col(PersistedOperation.body)).where(
                 col(PersistedOperation.key).in_(keys)
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     now = utcnow()
     new = []
