@@ -1,24 +1,24 @@
-"""Reads of trend records: filters, keyset-paginated lists and SQL aggregates.
+"""Reads of trend records: filters, keyset-paginated lists and counts.
 
-Counts, facets and the aggregates read trend_summary (counts per megatrend, macrotrend, TRL,
-impact and STEEPL, kept exact by triggers: core/summary.py) whenever the filter names only
-those columns, and the matching trends otherwise.
+A count reads trend_summary (counts per megatrend, macrotrend, TRL, impact and STEEPL, kept
+exact by triggers: core/summary.py) whenever the filter names only those columns, and the
+matching trends otherwise; the aggregates are in trends/aggregates.py.
 """
 
 import enum
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from strawberry.utils.str_converters import to_camel_case
 
-from trends_gql.core import fields, summary
+from trends_gql.core import fields
 from trends_gql.core.errors import BadUserInput, too_many_entries
 from trends_gql.core.fields import ImpactStrength, Steepl, TechnologyReadinessLevel
-from trends_gql.core.models import TREND_SUMMARY_TABLE, TREND_TABLE, TRL_SCORES
+from trends_gql.core.models import TREND_SUMMARY_TABLE, TREND_TABLE
 from trends_gql.core.pagination import Keyset, check_first
 
 T = TREND_TABLE.c
@@ -79,7 +79,7 @@ class TrendFilter:
     updated_since: datetime | None = None  # timezone-aware
 
 
-def _text(value: str, field: str) -> str:
+def text_argument(value: str, field: str) -> str:
     """A text argument without its outer spaces; BadUserInput when it holds a NUL character."""
     # PostgreSQL refuses NUL in text parameters, and no stored record contains one.
     if "\x00" in value:
@@ -137,14 +137,14 @@ def filter_clauses(
     c = table.c
     clauses: list[sa.ColumnElement[bool]] = []
     if f.megatrend is not None:
-        megatrend = _text(f.megatrend, "megatrend")
+        megatrend = text_argument(f.megatrend, "megatrend")
         clauses.append(sa.func.lower(c.megatrend) == sa.func.lower(megatrend))
     api_name, megatrends = _values(f, "megatrend_in")
     if megatrends is not None:
-        lowered = [sa.func.lower(_text(m, api_name)) for m in megatrends]
+        lowered = [sa.func.lower(text_argument(m, api_name)) for m in megatrends]
         clauses.append(_one_of(sa.func.lower(c.megatrend), lowered))
     if f.macrotrend is not None:
-        macrotrend = _text(f.macrotrend, "macrotrend")
+        macrotrend = text_argument(f.macrotrend, "macrotrend")
         clauses.append(sa.func.lower(c.macrotrend) == sa.func.lower(macrotrend))
     for name in fields.CHOICES:
         if (value := getattr(f, name)) is not None:
@@ -160,7 +160,7 @@ def filter_clauses(
             clauses.append(c[name] <= high)
     if f.updated_since is not None:
         clauses.append(c.updated_at >= _since(f.updated_since))
-    term = _text(f.search or "", "search")
+    term = text_argument(f.search or "", "search")
     if term:
         clauses.append(sa.or_(*(c[s.key].icontains(term, autoescape=True) for s in SEARCHED)))
     return clauses
@@ -317,111 +317,3 @@ def trends_statement(pks: Iterable[int], columns: Iterable[str] = ()) -> sa.Sele
     wanted = {"id", *columns}
     stmt = sa.select(*(c for c in TREND_TABLE.columns if c.key in wanted))
     return stmt.where(T.id.in_(set(pks)))
-
-
-@dataclass(frozen=True)
-class MegatrendSummary:
-    name: str
-    trend_count: int
-    macrotrend_count: int
-
-
-def _total(counts: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
-    # A sum of counts is NUMERIC on PostgreSQL: cast back to a whole number.
-    return sa.cast(sa.func.sum(counts), sa.Integer)
-
-
-def megatrend_summaries(session: Session) -> list[MegatrendSummary]:
-    """Each megatrend (case-insensitively) with its trend and distinct macrotrend counts."""
-    name = sa.func.min(S.megatrend)
-    macrotrends = sa.func.count(sa.distinct(sa.func.lower(S.macrotrend)))
-    stmt = (
-        sa.select(name, _total(S.trend_count), macrotrends)
-        .group_by(sa.func.lower(S.megatrend))
-        .order_by(name)
-    )
-    return [MegatrendSummary(*row) for row in session.execute(stmt)]
-
-
-@dataclass(frozen=True)
-class MacrotrendReadiness:
-    macrotrend: str
-    trend_count: int
-    rated_count: int
-    average_trl_score: float | None
-
-
-def macrotrend_readiness(session: Session, megatrend: str) -> list[MacrotrendReadiness]:
-    """Mean TRL score (Pilot=2, Development=5, Deploy=8) per macrotrend of a megatrend."""
-    return [MacrotrendReadiness(*row) for row in session.execute(readiness_statement(megatrend))]
-
-
-def readiness_statement(megatrend: str) -> sa.Select[Any]:
-    """The statement of macrotrend_readiness: one row of its fields per macrotrend."""
-    trl = S.technology_readiness_level
-    score = sa.case({level.value: s for level, s in TRL_SCORES.items()}, value=trl, else_=0)
-    rated = _total(sa.case((trl.is_not(None), S.trend_count), else_=0))
-    name = sa.func.min(S.macrotrend)
-    # The mean over rated trends, divided as floats: exact to the last bit on both databases.
-    mean = sa.cast(sa.func.sum(score * S.trend_count), sa.Float) / sa.func.nullif(rated, 0)
-    stmt = (
-        sa.select(name, _total(S.trend_count), rated, mean)
-        .where(sa.func.lower(S.megatrend) == sa.func.lower(_text(megatrend, "megatrend")))
-        .group_by(sa.func.lower(S.macrotrend))
-        .order_by(name)
-    )
-    return cast(sa.Select[Any], stmt)
-
-
-@dataclass
-class Facets:
-    total: int = 0
-    technology_readiness_level: list[tuple[str, int]] = field(default_factory=list)
-    impact_strength: list[tuple[str, int]] = field(default_factory=list)
-    steepl: list[tuple[str, int]] = field(default_factory=list)
-    megatrend: list[tuple[str, int]] = field(default_factory=list)
-
-
-def _counts(trend_filter: TrendFilter | None) -> sa.CTE:
-    """Trend counts per key of trend_summary under the filter: the summary's own rows when the
-    filter names only its columns, the matching trends grouped so otherwise (read once)."""
-    if summarised(trend_filter):
-        stmt = sa.select(TREND_SUMMARY_TABLE).where(
-            *filter_clauses(trend_filter, TREND_SUMMARY_TABLE)
-        )
-    else:
-        key = [T[name] for name in summary.KEY]
-        stmt = (
-            sa.select(*key, sa.func.count().label("trend_count"))
-            .where(*filter_clauses(trend_filter))
-            .group_by(*key)
-        )
-    return stmt.cte("counts")
-
-
-def trend_facets(session: Session, trend_filter: TrendFilter | None = None) -> Facets:
-    """Row counts per value of each enum and per megatrend, in one SQL statement."""
-    counts = _counts(trend_filter)
-    c = counts.c
-    parts = [
-        sa.select(sa.literal(name), sa.cast(c[name], sa.String), _total(c.trend_count)).group_by(
-            c[name]
-        )
-        for name in fields.CHOICES
-    ]
-    parts.append(
-        sa.select(
-            sa.literal("megatrend"), sa.func.min(c.megatrend), _total(c.trend_count)
-        ).group_by(sa.func.lower(c.megatrend))
-    )
-    facets = Facets()
-    # A missing readiness level comes back as NULL, which SQLAlchemy's column types leave out.
-    rows = cast(Iterable[tuple[str, str | None, int]], session.execute(sa.union_all(*parts)))
-    for facet, value, count in rows:
-        if facet in fields.CHOICES:
-            value = "NONE" if value is None else fields.CHOICES[facet](value).name
-        getattr(facets, facet).append((value, count))
-    for name in (*fields.CHOICES, "megatrend"):
-        getattr(facets, name).sort(key=lambda vc: (-vc[1], vc[0]))
-    facets.total = sum(count for _, count in facets.steepl)
-    return facets
