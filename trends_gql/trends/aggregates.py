@@ -51,12 +51,7 @@ class MacrotrendReadiness:
     average_trl_score: float | None
 
 
-def macrotrend_readiness(session: Session, megatrend: str) -> list[MacrotrendReadiness]:
-    """Mean TRL score (Pilot=2, Development=5, Deploy=8) per macrotrend of a megatrend."""
-    return [MacrotrendReadiness(*row) for row in session.execute(readiness_statement(megatrend))]
-
-
-def readiness_statement(megatrend: str) -> sa.Select[Any]:
+def _readiness() -> sa.Select[Any]:
     """The statement of macrotrend_readiness: one row of its fields per macrotrend."""
     trl = S.technology_readiness_level
     score = sa.case({level.value: s for level, s in TRL_SCORES.items()}, value=trl, else_=0)
@@ -64,13 +59,24 @@ def readiness_statement(megatrend: str) -> sa.Select[Any]:
     name = sa.func.min(S.macrotrend)
     # The mean over rated trends, divided as floats: exact to the last bit on both databases.
     mean = sa.cast(sa.func.sum(score * S.trend_count), sa.Float) / sa.func.nullif(rated, 0)
+    megatrend = sa.bindparam("megatrend", type_=sa.String)
     stmt = (
         sa.select(name, _total(S.trend_count), rated, mean)
-        .where(sa.func.lower(S.megatrend) == sa.func.lower(text_argument(megatrend, "megatrend")))
+        .where(sa.func.lower(S.megatrend) == sa.func.lower(megatrend))
         .group_by(sa.func.lower(S.macrotrend))
         .order_by(name)
     )
     return cast(sa.Select[Any], stmt)
+
+
+# Built once: building it took as long as running it on a small table.
+READINESS = _readiness()
+
+
+def macrotrend_readiness(session: Session, megatrend: str) -> list[MacrotrendReadiness]:
+    """Mean TRL score (Pilot=2, Development=5, Deploy=8) per macrotrend of a megatrend."""
+    parameters = {"megatrend": text_argument(megatrend, "megatrend")}
+    return [MacrotrendReadiness(*row) for row in session.execute(READINESS, parameters)]
 
 
 @dataclass
