@@ -59,9 +59,9 @@ schema: install ## regenerate schema.graphql from the code
 vendor: install ## fetch the pages' pinned third-party code from npm into trends_gql/web/static/vendor/
 	$(BIN)/python -m trends_gql.web.vendoring
 
-bench: install ## benchmark HTTP (wrk) and imports on PostgreSQL; writes bench/results.json (PEERS=1: with the GraphQL peers)
+bench: install ## benchmark HTTP (wrk) and imports on PostgreSQL; writes bench/results.json (PEERS=1: with the GraphQL peers; SCALE=1: and every query on 1,000,000 rows)
 	command -v wrk >/dev/null && test -x /usr/bin/time || (apt-get update && apt-get install -y wrk time)
-	PEERS=$(PEERS) $(BIN)/python bench/run.py
+	PEERS=$(PEERS) SCALE=$(SCALE) $(BIN)/python bench/run.py
 
 bench-attacks: install ## time the refusal of each known attack next to a normal query (PostgreSQL)
 	$(BIN)/python bench/attacks.py

@@ -2,7 +2,8 @@
 
 Creates its own database (BENCH_DATABASE_URL) and uses one Redis database (BENCH_REDIS_URL),
 prints Markdown tables and writes bench/results.json. With PEERS=1, PostGraphile and
-strawberry-django are measured in the same run (bench/peers.py).
+strawberry-django are measured in the same run (bench/peers.py); with SCALE=1, every documented
+query on 1,000,000 rows after the rest (bench/scale.py).
 """
 
 import contextlib
@@ -49,6 +50,7 @@ IMPORT_ROWS = [
 SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 PEERS = os.environ.get("PEERS", "") not in ("", "0")
+SCALE = os.environ.get("SCALE", "") not in ("", "0")  # the 1,000,000-row set, bench/scale.py
 WARMUP_SECONDS = 3
 CONNECTIONS, THREADS, SERVER_WORKERS = 32, 2, 2
 HTTP_ROWS = 440
@@ -814,6 +816,10 @@ def main() -> int:
                     compared = peers.comparison(http)
                     comparison = peers.comparison_table(compared)
                 write_results(http, http_data, imports, compared)
+                if SCALE:
+                    import scale  # it imports from this module
+
+                    scale.bench_scale(work)
             finally:
                 drop_database()
                 flush_redis()

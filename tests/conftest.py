@@ -25,12 +25,15 @@ from browsing import browser, page, pytest_runtest_makereport, site, worker  # n
 from rq import Queue, SimpleWorker
 from rq_scheduler import Scheduler
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 from starlette.applications import Starlette
 
 from trends_gql.accounts import users
 from trends_gql.cli import migrate
+from trends_gql.core import summary
 from trends_gql.core.db import Database
+from trends_gql.core.models import TREND_SUMMARY_TABLE, TREND_TABLE
 from trends_gql.core.settings import Settings, get_settings
 from trends_gql.imports.csvio import HEADERS
 from trends_gql.imports.ingest import ImportReport, import_trends
@@ -298,6 +301,17 @@ def load(db: Database, tmp_path: Path, content: str | bytes | Path, **kwargs: An
             path.write_bytes(content)
     with db.session() as session:
         return import_trends(session, path, **kwargs)
+
+
+def summary_matches(session: Session) -> int:
+    """The trend count, once trend_summary is found to hold exactly the counts a GROUP BY of
+    trend gives (each key once, none of zero)."""
+    key = [TREND_TABLE.c[name] for name in summary.KEY]
+    grouped = session.execute(sa.select(*key, sa.func.count()).group_by(*key)).all()
+    kept = TREND_SUMMARY_TABLE.c
+    rows = session.execute(sa.select(*(kept[name] for name in summary.KEY), kept.trend_count))
+    assert sorted(map(tuple, rows), key=repr) == sorted(map(tuple, grouped), key=repr)
+    return sum(row[-1] for row in grouped)
 
 
 def generate_csv(rows: int, out: Path, *args: str) -> Path:

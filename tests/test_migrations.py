@@ -10,16 +10,19 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from conftest import (
+    SAMPLE,
     TEST_DATABASE_URL,
     _drop_postgres_database,
     _recreate_postgres_database,
+    load,
     make_settings,
+    summary_matches,
 )
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 from trends_gql.cli import alembic_config, migrate
-from trends_gql.core.db import create_db_engine, created_on
+from trends_gql.core.db import Database, create_db_engine, created_on
 from trends_gql.core.settings import Settings
 
 
@@ -70,16 +73,21 @@ def _index_names(settings: Settings) -> set[str]:
 
 def test_migration_creates_the_filter_indexes(fresh: Settings) -> None:
     migrate(fresh)
-    assert _index_names(fresh) >= INDEXES
+    found = _index_names(fresh)
+    assert found >= INDEXES
+    if not fresh.database_url.startswith("sqlite"):  # SQLite's cannot say NULLS LAST
+        assert found >= {"ix_trend_publications", "ix_trend_patents"}
 
 
 def _index_definitions(settings: Settings) -> dict[str, str]:
     engine = create_db_engine(settings.database_url)
     # SQLite keeps the statement's own text, which Alembic and SQLAlchemy spell differently.
     sql = (
-        "SELECT name, name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'trend'"
+        "SELECT name, name FROM sqlite_master WHERE type = 'index'"
+        " AND tbl_name IN ('trend', 'trend_summary')"
         if engine.dialect.name == "sqlite"
-        else "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'trend'"
+        else "SELECT indexname, indexdef FROM pg_indexes"
+        " WHERE tablename IN ('trend', 'trend_summary')"
     )
     try:
         with engine.connect() as conn:
@@ -124,6 +132,46 @@ def test_migrated_indexes_are_those_the_models_create(fresh: Settings, modelled:
             "macrotrend gin_trgm_ops, challenges_and_research_gaps gin_trgm_ops, "
             "relevant_industries gin_trgm_ops, real_world_application_and_use_cases gin_trgm_ops)"
         )
+
+
+def _triggers(settings: Settings) -> dict[str, str]:
+    """The triggers (and PostgreSQL's trigger functions) by name, each definition's words."""
+    engine = create_db_engine(settings.database_url)
+    sql = (
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+        if engine.dialect.name == "sqlite"
+        else "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal"
+        " UNION ALL SELECT proname, prosrc FROM pg_proc WHERE proname LIKE 'trend_summary_%'"
+    )
+    try:
+        with engine.connect() as conn:
+            return {name: " ".join(text.split()) for name, text in conn.execute(sa.text(sql))}
+    finally:
+        engine.dispose()
+
+
+def test_migrated_triggers_are_those_the_models_create(fresh: Settings, modelled: Settings) -> None:
+    migrate(fresh)
+    migrated = _triggers(fresh)
+    assert migrated == _triggers(modelled)
+    names = {"insert", "update", "delete"}
+    if not fresh.database_url.startswith("sqlite"):  # SQLite has no TRUNCATE, nor a fold
+        names |= {"truncate", "fold", "apply"}
+    assert set(migrated) == {f"trend_summary_{name}" for name in names}
+
+
+def test_the_migration_fills_the_summary_from_the_trends_already_there(
+    fresh: Settings, tmp_path: Path
+) -> None:
+    migrate(fresh, "0007")
+    database = Database(fresh.database_url)
+    try:
+        load(database, tmp_path, SAMPLE)
+        migrate(fresh)
+        with database.session() as session:
+            assert summary_matches(session) == 44
+    finally:
+        database.dispose()
 
 
 # SQLite cannot reflect expression indexes; the test above checks they exist.

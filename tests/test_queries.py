@@ -710,6 +710,19 @@ def test_walking_a_filtered_order_returns_the_matches_once_in_order(
     assert len(walked) > 6
 
 
+def test_walking_what_changed_since_returns_the_matches_once_in_id_order(
+    gql: GraphQL, rows: list[Node]
+) -> None:
+    # By id, updatedSince collects its matches first (they are mostly the newest ids).
+    oldest = min((n["updatedAt"] for n in fetch_all(gql)), key=datetime.fromisoformat)
+    for trend_filter in ({"updatedSince": oldest}, {"updatedSince": oldest, "steepl": "T"}):
+        matches = fetch_all(gql, trend_filter)
+        assert len(matches) > 4
+        for order in ([], [{"field": "ID", "direction": "DESC"}]):
+            walked = walk(gql, order, first=4, trend_filter=trend_filter)
+            assert [n["id"] for n in walked] == expected_order(matches, order)
+
+
 def test_no_order_means_ascending_id(gql: GraphQL, rows: list[Node]) -> None:
     everything = fetch_all(gql)
     assert [n["id"] for n in walk(gql, None, first=9)] == expected_order(everything, [])

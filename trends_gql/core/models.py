@@ -7,6 +7,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from trends_gql.core import summary
 from trends_gql.core.db import UTCDateTime
 from trends_gql.core.fields import (
     MACROTREND_MAX,
@@ -66,14 +67,24 @@ class Trend(SQLModel, table=True):
         sa.CheckConstraint("total_count_of_patents >= 0", name="ck_trend_patents"),
         sa.CheckConstraint("length(trim(megatrend)) > 0", name="ck_trend_megatrend_blank"),
         sa.Index("ux_trend_fingerprint", "fingerprint", unique=True),
-        sa.Index(
-            "ix_trend_megatrend_macrotrend",
-            sa.text("lower(megatrend)"),
-            sa.text("lower(macrotrend)"),
+        # Composite with id, so that a page of one megatrend by macrotrend (the dashboard's) or
+        # of one macrotrend by id is a range of the index, however deep the page.
+        sa.Index("ix_trend_megatrend_macrotrend", sa.text("lower(megatrend)"), "macrotrend", "id"),
+        sa.Index("ix_trend_macrotrend", sa.text("lower(macrotrend)"), "id"),
+        # `updatedSince` (clients that sync changes) asks for the few rows changed lately; with
+        # id, their ids are read from the index alone.
+        sa.Index("ix_trend_updated_at", "updated_at", "id"),
+        # Pages by publications or patents (largest first, as the pages sort them) and their
+        # bounds. PostgreSQL only: SQLite's index cannot say NULLS LAST, and its tables are small.
+        *(
+            sa.Index(f"ix_trend_{short}", sa.text(f"{name} DESC NULLS LAST"), "id").ddl_if(
+                dialect="postgresql"
+            )
+            for short, name in (
+                ("publications", "total_count_of_publications"),
+                ("patents", "total_count_of_patents"),
+            )
         ),
-        sa.Index("ix_trend_macrotrend", sa.text("lower(macrotrend)")),
-        # `updatedSince` (clients that sync changes) asks for the few rows changed lately.
-        sa.Index("ix_trend_updated_at", "updated_at"),
         # `search` is ILIKE '%term%' on each of these columns; trigrams serve it on PostgreSQL.
         # SQLite has no such index and scans (an index on the bare columns would not serve it).
         sa.Index(
@@ -106,6 +117,66 @@ class Trend(SQLModel, table=True):
 
 
 TREND_TABLE = table_of(Trend)
+
+
+class _SummaryCounts(SQLModel):
+    """A count of trends per key of the summary (summary.KEY)."""
+
+    megatrend: str = Field(sa_type=sa.String(MEGATREND_MAX), nullable=False)
+    macrotrend: str = Field(sa_type=sa.String(MACROTREND_MAX), nullable=False)
+    technology_readiness_level: TechnologyReadinessLevel | None = Field(
+        default=None, sa_type=_enum(TechnologyReadinessLevel, "technology_readiness_level")
+    )
+    impact_strength: ImpactStrength = Field(
+        sa_type=_enum(ImpactStrength, "impact_strength"), nullable=False
+    )
+    steepl: Steepl = Field(sa_type=_enum(Steepl, "steepl"), nullable=False)
+    trend_count: int = Field(nullable=False)
+
+
+class TrendSummary(_SummaryCounts, table=True):
+    """How many trends have each megatrend, macrotrend, TRL, impact and STEEPL (exact case).
+
+    Kept exact in the transaction of every write to trend by triggers (core/summary.py), so that
+    counts, facets and the aggregates read a few thousand rows instead of every trend.
+    """
+
+    __tablename__ = "trend_summary"
+    __table_args__ = (
+        sa.Index(
+            "ux_trend_summary_key",
+            *(c if c in summary.KEY else sa.text(c) for c in summary.KEY_INDEX),
+            unique=True,
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+
+
+TREND_SUMMARY_TABLE = table_of(TrendSummary)
+
+
+class TrendSummaryChange(_SummaryCounts, table=True):
+    """PostgreSQL: counts per key that transactions in flight add to trend_summary at commit.
+
+    Each statement that writes trend appends its counts; the first row of a transaction queues
+    the fold into trend_summary at its commit (core/summary.py). Empty between transactions,
+    and always on SQLite, whose triggers write trend_summary directly.
+    """
+
+    __tablename__ = "trend_summary_change"
+    __table_args__ = (sa.Index("ix_trend_summary_change_txid", "txid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    txid: int = Field(sa_type=sa.BigInteger, nullable=False)
+    first: bool = Field(default=False, nullable=False)
+
+
+@sa.event.listens_for(SQLModel.metadata, "after_create")
+def _create_summary_triggers(target: sa.MetaData, connection: sa.Connection, **kw: Any) -> None:
+    """After create_all, the triggers the migrations create (on trend, writing trend_summary)."""
+    for statement in summary.triggers(connection.dialect.name):
+        connection.exec_driver_sql(statement)
 
 
 class User(SQLModel, table=True):

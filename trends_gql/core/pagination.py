@@ -84,9 +84,18 @@ class Keyset:
         terms = [(col.key, desc) for col, desc in self.columns]
         return _keyset_of, (self.pk.table.name, terms, self.pk.key)
 
-    def order_by(self) -> list[sa.ColumnElement[Any]]:
-        """ORDER BY terms, nulls last in both directions."""
-        return [(col.desc() if desc else col.asc()).nulls_last() for col, desc in self.columns]
+    def order_by(
+        self, columns: sa.ColumnCollection[str, Any] | None = None
+    ) -> list[sa.ColumnElement[Any]]:
+        """ORDER BY terms (of `columns` by key: a subquery's), nulls last in both directions."""
+        terms = []
+        for col, desc in self.columns:
+            term = columns[col.key] if columns is not None else col
+            term = term.desc() if desc else term.asc()
+            # Said of nullable columns only: PostgreSQL would not walk an index in reverse
+            # for `id DESC NULLS LAST`, though id has no nulls.
+            terms.append(term.nulls_last() if col.nullable else term)
+        return terms
 
     def cursor(self, row: Any) -> str:
         """The cursor of a result row that holds every ordering column."""
@@ -97,22 +106,43 @@ class Keyset:
         dumped = [_dump(values[col.key]) for col, _ in self.columns]
         return _b64(orjson.dumps([self.signature, dumped]))
 
-    def after(self, cursor: str) -> sa.ColumnElement[bool]:
-        """WHERE clause of the rows strictly after `cursor`."""
-        values = self._load(cursor)
+    def alternatives(self, cursor: str) -> list[sa.ColumnElement[bool]]:
+        """The rows strictly after `cursor` as conditions that exclude each other: the columns
+        before one equal to the cursor's, that one beyond it (or null, where nulls come after).
+
+        Each is one range of an index on the ordering's columns, which an OR of them is not.
+        """
         alternatives = []
         equal: list[sa.ColumnElement[bool]] = []
-        for (col, desc), value in zip(self.columns, values, strict=True):
+        for (col, desc), value in zip(self.columns, self._load(cursor), strict=True):
             if value is None:
                 # Nulls come last: nothing of this column sorts after a null, only other nulls tie.
                 equal.append(col.is_(None))
                 continue
-            beyond = col < value if desc else col > value
+            alternatives.append(sa.and_(*equal, col < value if desc else col > value))
             if col.nullable:
-                beyond = sa.or_(beyond, col.is_(None))
-            alternatives.append(sa.and_(*equal, beyond))
+                alternatives.append(sa.and_(*equal, col.is_(None)))
             equal.append(col == value)
+        return alternatives
+
+    def after(self, cursor: str) -> sa.ColumnElement[bool]:
+        """WHERE clause of the rows strictly after `cursor`."""
+        alternatives = self.alternatives(cursor)
         return sa.or_(*alternatives) if alternatives else sa.false()
+
+    def page(self, stmt: sa.Select[Any], after: str | None, limit: int) -> sa.Select[Any]:
+        """`stmt` ordered, after the cursor, at most `limit` rows: one query per alternative
+        (each reads at most `limit` rows of an index range), so that a deep page costs what
+        the first does."""
+        if after is None:
+            return stmt.order_by(*self.order_by()).limit(limit)
+        alternatives = self.alternatives(after) or [sa.false()]
+        parts = [stmt.where(a).order_by(*self.order_by()).limit(limit) for a in alternatives]
+        if len(parts) == 1:
+            return parts[0]
+        # Each in a subquery of its own: SQLite takes no ORDER BY or LIMIT in a UNION's parts.
+        union = sa.union_all(*(sa.select(part.subquery()) for part in parts)).subquery()
+        return sa.select(union).order_by(*self.order_by(union.c)).limit(limit)
 
     def _load(self, cursor: str) -> list[Any]:
         if len(cursor) > MAX_CURSOR_LENGTH:

@@ -1,4 +1,4 @@
-"""The root Query: thin resolvers over trends_gql.trends.queries, cached by name and arguments."""
+"""The root Query: thin resolvers over the trends services, cached by name and arguments."""
 
 from collections.abc import Iterable, Iterator
 from typing import Annotated, cast
@@ -26,7 +26,7 @@ from trends_gql.schema.types import (
     TrendOrder,
     User,
 )
-from trends_gql.trends import queries
+from trends_gql.trends import aggregates, queries
 
 # One SQL aggregate, whatever is selected in it: a fixed cost in the document limits.
 AGGREGATE = {COST: 100}
@@ -112,7 +112,7 @@ class Query:
         description="Each megatrend with its trend and macrotrend counts.", metadata=AGGREGATE
     )
     async def megatrends(self, info: Info[Context, None]) -> list[MegatrendSummary]:
-        return cast(list[MegatrendSummary], await info.context.read(queries.megatrend_summaries))
+        return cast(list[MegatrendSummary], await info.context.read(aggregates.megatrend_summaries))
 
     @strawberry.field(
         description="Mean TRL score (Pilot=2, Development=5, Deploy=8) per macrotrend.",
@@ -121,7 +121,7 @@ class Query:
     async def macrotrend_readiness(
         self, info: Info[Context, None], megatrend: str
     ) -> list[MacrotrendReadiness]:
-        rows = await info.context.read(queries.macrotrend_readiness, megatrend)
+        rows = await info.context.read(aggregates.macrotrend_readiness, megatrend)
         return cast(list[MacrotrendReadiness], rows)
 
     @strawberry.field(
@@ -131,6 +131,6 @@ class Query:
         self, info: Info[Context, None], filter: TrendFilter | None = None
     ) -> TrendFacets:
         facets = await info.context.read(
-            queries.trend_facets, filter.to_query() if filter else None
+            aggregates.trend_facets, filter.to_query() if filter else None
         )
         return TrendFacets.from_facets(facets)

@@ -12,7 +12,7 @@ from trends_gql.accounts import sessions
 from trends_gql.core import fields, models
 from trends_gql.core.pagination import RecordPage, encode_id
 from trends_gql.schema.complexity import MAX_ITEMS
-from trends_gql.trends import queries
+from trends_gql.trends import aggregates, queries
 
 TechnologyReadinessLevel = fields.TechnologyReadinessLevel
 ImpactStrength = fields.ImpactStrength
@@ -146,7 +146,7 @@ class TrendFacets:
     megatrend: list[Count]
 
     @classmethod
-    def from_facets(cls, facets: queries.Facets) -> "TrendFacets":
+    def from_facets(cls, facets: aggregates.Facets) -> "TrendFacets":
         def counts(pairs: list[tuple[str, int]]) -> list[Count]:
             return [Count(value=v, count=c) for v, c in pairs]
 

@@ -1,10 +1,15 @@
-"""Reads of trend records: filters, keyset-paginated lists and SQL aggregates."""
+"""Reads of trend records: filters, keyset-paginated lists and counts.
+
+A count reads trend_summary (counts per megatrend, macrotrend, TRL, impact and STEEPL, kept
+exact by triggers: core/summary.py) whenever the filter names only those columns, and the
+matching trends otherwise; the aggregates are in trends/aggregates.py.
+"""
 
 import enum
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -13,10 +18,11 @@ from strawberry.utils.str_converters import to_camel_case
 from trends_gql.core import fields
 from trends_gql.core.errors import BadUserInput, too_many_entries
 from trends_gql.core.fields import ImpactStrength, Steepl, TechnologyReadinessLevel
-from trends_gql.core.models import TREND_TABLE, TRL_SCORES
+from trends_gql.core.models import TREND_SUMMARY_TABLE, TREND_TABLE
 from trends_gql.core.pagination import Keyset, check_first
 
 T = TREND_TABLE.c
+S = TREND_SUMMARY_TABLE.c
 # Each is matched on its own, as the trigram index ix_trend_search holds it: a term never
 # spans two columns.
 SEARCHED = tuple(T[name] for name in fields.SEARCHED)
@@ -73,7 +79,7 @@ class TrendFilter:
     updated_since: datetime | None = None  # timezone-aware
 
 
-def _text(value: str, field: str) -> str:
+def text_argument(value: str, field: str) -> str:
     """A text argument without its outer spaces; BadUserInput when it holds a NUL character."""
     # PostgreSQL refuses NUL in text parameters, and no stored record contains one.
     if "\x00" in value:
@@ -120,40 +126,54 @@ def _since(moment: datetime) -> datetime:
     return moment
 
 
-def filter_clauses(f: TrendFilter | None) -> list[sa.ColumnElement[bool]]:
-    """WHERE terms for a filter; BadUserInput, naming the argument, when it cannot be used."""
+def filter_clauses(
+    f: TrendFilter | None, table: sa.TableClause = TREND_TABLE
+) -> list[sa.ColumnElement[bool]]:
+    """WHERE terms for a filter on trends (or on the summary, for a filter `summarised` says it
+    answers); BadUserInput, naming the argument, when the filter cannot be used."""
     # megatrend(_in) and macrotrend use the lower() indexes, updated_since ix_trend_updated_at.
     if f is None:
         return []
+    c = table.c
     clauses: list[sa.ColumnElement[bool]] = []
     if f.megatrend is not None:
-        megatrend = _text(f.megatrend, "megatrend")
-        clauses.append(sa.func.lower(T.megatrend) == sa.func.lower(megatrend))
+        megatrend = text_argument(f.megatrend, "megatrend")
+        clauses.append(sa.func.lower(c.megatrend) == sa.func.lower(megatrend))
     api_name, megatrends = _values(f, "megatrend_in")
     if megatrends is not None:
-        lowered = [sa.func.lower(_text(m, api_name)) for m in megatrends]
-        clauses.append(_one_of(sa.func.lower(T.megatrend), lowered))
+        lowered = [sa.func.lower(text_argument(m, api_name)) for m in megatrends]
+        clauses.append(_one_of(sa.func.lower(c.megatrend), lowered))
     if f.macrotrend is not None:
-        macrotrend = _text(f.macrotrend, "macrotrend")
-        clauses.append(sa.func.lower(T.macrotrend) == sa.func.lower(macrotrend))
+        macrotrend = text_argument(f.macrotrend, "macrotrend")
+        clauses.append(sa.func.lower(c.macrotrend) == sa.func.lower(macrotrend))
     for name in fields.CHOICES:
         if (value := getattr(f, name)) is not None:
-            clauses.append(T[name] == value)
+            clauses.append(c[name] == value)
         _, values = _values(f, f"{name}_in")
         if values is not None:
-            clauses.append(_one_of(T[name], values))
+            clauses.append(_one_of(c[name], values))
     for short, name in fields.COUNTS.items():
         low, high = _bounds(f, short)
         if low is not None:
-            clauses.append(T[name] >= low)
+            clauses.append(c[name] >= low)
         if high is not None:
-            clauses.append(T[name] <= high)
+            clauses.append(c[name] <= high)
     if f.updated_since is not None:
-        clauses.append(T.updated_at >= _since(f.updated_since))
-    term = _text(f.search or "", "search")
+        clauses.append(c.updated_at >= _since(f.updated_since))
+    term = text_argument(f.search or "", "search")
     if term:
-        clauses.append(sa.or_(*(c.icontains(term, autoescape=True) for c in SEARCHED)))
+        clauses.append(sa.or_(*(c[s.key].icontains(term, autoescape=True) for s in SEARCHED)))
     return clauses
+
+
+def summarised(f: TrendFilter | None) -> bool:
+    """Whether trend_summary answers counts under the filter: it names only the summary's
+    columns (megatrend, macrotrend and the enums), or nothing."""
+    if f is None:
+        return True
+    bounds = (getattr(f, f"{short}_{end}") for short in fields.COUNTS for end in ("min", "max"))
+    searched = bool((f.search or "").strip())
+    return not searched and f.updated_since is None and all(b is None for b in bounds)
 
 
 @dataclass
@@ -195,10 +215,68 @@ def _select(columns: Iterable[str], keyset: Keyset) -> sa.Select[Any]:
     return sa.select(*(c for c in TREND_TABLE.columns if c.key in wanted))
 
 
+# Every trend's count, built once (the usual totalCount): building costs more than running it.
+_TOTAL = sa.select(sa.cast(sa.func.coalesce(sa.func.sum(S.trend_count), 0), sa.Integer))
+
+
+def count_statement(trend_filter: TrendFilter | None = None) -> sa.Select[Any]:
+    """The statement counting the trends that match the filter: a sum over trend_summary when
+    the filter names only its columns."""
+    if summarised(trend_filter):
+        return _TOTAL.where(*filter_clauses(trend_filter, TREND_SUMMARY_TABLE))
+    return sa.select(sa.func.count()).select_from(TREND_TABLE).where(*filter_clauses(trend_filter))
+
+
 def count_trends(session: Session, trend_filter: TrendFilter | None = None) -> int:
     """How many trends match the filter."""
-    stmt = sa.select(sa.func.count()).select_from(TREND_TABLE).where(*filter_clauses(trend_filter))
-    return session.execute(stmt).scalar_one()
+    return int(session.execute(count_statement(trend_filter)).scalar_one())
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    """The statement of a page of trends, and how its rows make the page."""
+
+    statement: sa.Select[Any]
+    keyset: Keyset
+    first: int
+    after: str | None
+
+    def page(self, rows: Sequence[Any]) -> TrendPage:
+        """The page of the statement's rows (it reads one more, to tell whether more follow)."""
+        return TrendPage(
+            list(rows[: self.first]),
+            self.keyset,
+            has_next=len(rows) > self.first,
+            has_previous=self.after is not None,
+        )
+
+
+def page_query(
+    *,
+    trend_filter: TrendFilter | None = None,
+    order: Sequence[TrendOrder] | None = None,
+    first: int | None = 50,
+    after: str | None = None,
+    columns: Iterable[str] = (),
+    max_page_size: int = 500,
+) -> PageQuery:
+    """The statement of one page of matching trends (`columns`, id and the ordering's)."""
+    first = check_first(first, max_page_size)
+    keyset = _keyset(order)
+    where = filter_clauses(trend_filter)
+    if trend_filter and trend_filter.updated_since is not None and len(keyset.columns) == 1:
+        # What changed lately is mostly the newest ids (an import's rows come together), which
+        # the planner cannot know: walking ids for them would read nearly every trend. The ids
+        # of the matches are collected first (by ix_trend_updated_at), then ordered.
+        if after is not None:
+            where.append(keyset.after(after))
+        matching = sa.select(T.id).where(*where).cte("matching")
+        matching = matching.prefix_with("MATERIALIZED", dialect="postgresql")
+        ids = sa.select(matching.c.id).order_by(*keyset.order_by(matching.c)).limit(first + 1)
+        stmt = keyset.page(_select(columns, keyset).where(T.id.in_(ids)), None, first + 1)
+    else:
+        stmt = keyset.page(_select(columns, keyset).where(*where), after, first + 1)
+    return PageQuery(stmt, keyset, first, after)
 
 
 def list_trends(
@@ -213,17 +291,15 @@ def list_trends(
     max_page_size: int = 500,
 ) -> TrendPage:
     """One page of matching trends, loading only `columns` (plus id and the ordering)."""
-    first = check_first(first, max_page_size)
-    keyset = _keyset(order)
-    where = filter_clauses(trend_filter)
-    stmt = _select(columns, keyset).where(*where)
-    if after is not None:
-        stmt = stmt.where(keyset.after(after))
-    stmt = stmt.order_by(*keyset.order_by()).limit(first + 1)
-    rows = list(session.execute(stmt))
-    page = TrendPage(
-        rows[:first], keyset, has_next=len(rows) > first, has_previous=after is not None
+    query = page_query(
+        trend_filter=trend_filter,
+        order=order,
+        first=first,
+        after=after,
+        columns=columns,
+        max_page_size=max_page_size,
     )
+    page = query.page(list(session.execute(query.statement)))
     if with_total:
         page.total = count_trends(session, trend_filter)
     return page
@@ -236,88 +312,11 @@ def get_trend(session: Session, pk: int, columns: Iterable[str] = ()) -> Any | N
 
 def get_trends(session: Session, pks: Iterable[int], columns: Iterable[str] = ()) -> dict[int, Any]:
     """The trends with these primary keys, by key (absent ones are left out)."""
+    return {row.id: row for row in session.execute(trends_statement(pks, columns))}
+
+
+def trends_statement(pks: Iterable[int], columns: Iterable[str] = ()) -> sa.Select[Any]:
+    """The statement selecting the trends with these primary keys (`columns` and id)."""
     wanted = {"id", *columns}
     stmt = sa.select(*(c for c in TREND_TABLE.columns if c.key in wanted))
-    return {row.id: row for row in session.execute(stmt.where(T.id.in_(set(pks))))}
-
-
-@dataclass(frozen=True)
-class MegatrendSummary:
-    name: str
-    trend_count: int
-    macrotrend_count: int
-
-
-def megatrend_summaries(session: Session) -> list[MegatrendSummary]:
-    """Each megatrend (case-insensitively) with its trend and distinct macrotrend counts."""
-    name = sa.func.min(T.megatrend)
-    stmt = (
-        sa.select(name, sa.func.count(), sa.func.count(sa.distinct(sa.func.lower(T.macrotrend))))
-        .group_by(sa.func.lower(T.megatrend))
-        .order_by(name)
-    )
-    return [MegatrendSummary(*row) for row in session.execute(stmt)]
-
-
-@dataclass(frozen=True)
-class MacrotrendReadiness:
-    macrotrend: str
-    trend_count: int
-    rated_count: int
-    average_trl_score: float | None
-
-
-def macrotrend_readiness(session: Session, megatrend: str) -> list[MacrotrendReadiness]:
-    """Mean TRL score (Pilot=2, Development=5, Deploy=8) per macrotrend of a megatrend."""
-    score = sa.case(
-        {level.value: s for level, s in TRL_SCORES.items()}, value=T.technology_readiness_level
-    )
-    name = sa.func.min(T.macrotrend)
-    stmt = (
-        sa.select(
-            name,
-            sa.func.count(),
-            sa.func.count(T.technology_readiness_level),
-            sa.cast(sa.func.avg(score), sa.Float),
-        )
-        .where(sa.func.lower(T.megatrend) == sa.func.lower(_text(megatrend, "megatrend")))
-        .group_by(sa.func.lower(T.macrotrend))
-        .order_by(name)
-    )
-    return [MacrotrendReadiness(*row) for row in session.execute(stmt)]
-
-
-@dataclass
-class Facets:
-    total: int = 0
-    technology_readiness_level: list[tuple[str, int]] = field(default_factory=list)
-    impact_strength: list[tuple[str, int]] = field(default_factory=list)
-    steepl: list[tuple[str, int]] = field(default_factory=list)
-    megatrend: list[tuple[str, int]] = field(default_factory=list)
-
-
-def trend_facets(session: Session, trend_filter: TrendFilter | None = None) -> Facets:
-    """Row counts per value of each enum and per megatrend, in one SQL statement."""
-    where = filter_clauses(trend_filter)
-    parts = [
-        sa.select(sa.literal(name), sa.cast(T[name], sa.String), sa.func.count())
-        .where(*where)
-        .group_by(T[name])
-        for name in fields.CHOICES
-    ]
-    parts.append(
-        sa.select(sa.literal("megatrend"), sa.func.min(T.megatrend), sa.func.count())
-        .where(*where)
-        .group_by(sa.func.lower(T.megatrend))
-    )
-    facets = Facets()
-    # A missing readiness level comes back as NULL, which SQLAlchemy's column types leave out.
-    rows = cast(Iterable[tuple[str, str | None, int]], session.execute(sa.union_all(*parts)))
-    for facet, value, count in rows:
-        if facet in fields.CHOICES:
-            value = "NONE" if value is None else fields.CHOICES[facet](value).name
-        getattr(facets, facet).append((value, count))
-    for name in (*fields.CHOICES, "megatrend"):
-        getattr(facets, name).sort(key=lambda vc: (-vc[1], vc[0]))
-    facets.total = sum(count for _, count in facets.steepl)
-    return facets
+    return stmt.where(T.id.in_(set(pks)))

@@ -1,0 +1,133 @@
+"""SQL aggregates of trends: megatrend summaries, readiness per macrotrend, facet counts.
+
+They read trend_summary (core/summary.py), and facets under a filter that names other columns
+than the summary's read the matching trends (grouped once).
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from trends_gql.core import fields, summary
+from trends_gql.core.models import TREND_SUMMARY_TABLE, TREND_TABLE, TRL_SCORES
+from trends_gql.trends.queries import TrendFilter, filter_clauses, summarised, text_argument
+
+T = TREND_TABLE.c
+S = TREND_SUMMARY_TABLE.c
+
+
+@dataclass(frozen=True)
+class MegatrendSummary:
+    name: str
+    trend_count: int
+    macrotrend_count: int
+
+
+def _total(counts: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
+    # A sum of counts is NUMERIC on PostgreSQL: cast back to a whole number.
+    return sa.cast(sa.func.sum(counts), sa.Integer)
+
+
+def megatrend_summaries(session: Session) -> list[MegatrendSummary]:
+    """Each megatrend (case-insensitively) with its trend and distinct macrotrend counts."""
+    name = sa.func.min(S.megatrend)
+    macrotrends = sa.func.count(sa.distinct(sa.func.lower(S.macrotrend)))
+    stmt = (
+        sa.select(name, _total(S.trend_count), macrotrends)
+        .group_by(sa.func.lower(S.megatrend))
+        .order_by(name)
+    )
+    return [MegatrendSummary(*row) for row in session.execute(stmt)]
+
+
+@dataclass(frozen=True)
+class MacrotrendReadiness:
+    macrotrend: str
+    trend_count: int
+    rated_count: int
+    average_trl_score: float | None
+
+
+def _readiness() -> sa.Select[Any]:
+    """The statement of macrotrend_readiness: one row of its fields per macrotrend."""
+    trl = S.technology_readiness_level
+    score = sa.case({level.value: s for level, s in TRL_SCORES.items()}, value=trl, else_=0)
+    rated = _total(sa.case((trl.is_not(None), S.trend_count), else_=0))
+    name = sa.func.min(S.macrotrend)
+    # The mean over rated trends, divided as floats: exact to the last bit on both databases.
+    mean = sa.cast(sa.func.sum(score * S.trend_count), sa.Float) / sa.func.nullif(rated, 0)
+    megatrend = sa.bindparam("megatrend", type_=sa.String)
+    stmt = (
+        sa.select(name, _total(S.trend_count), rated, mean)
+        .where(sa.func.lower(S.megatrend) == sa.func.lower(megatrend))
+        .group_by(sa.func.lower(S.macrotrend))
+        .order_by(name)
+    )
+    return cast(sa.Select[Any], stmt)
+
+
+# Built once: building it took as long as running it on a small table.
+READINESS = _readiness()
+
+
+def macrotrend_readiness(session: Session, megatrend: str) -> list[MacrotrendReadiness]:
+    """Mean TRL score (Pilot=2, Development=5, Deploy=8) per macrotrend of a megatrend."""
+    parameters = {"megatrend": text_argument(megatrend, "megatrend")}
+    return [MacrotrendReadiness(*row) for row in session.execute(READINESS, parameters)]
+
+
+@dataclass
+class Facets:
+    total: int = 0
+    technology_readiness_level: list[tuple[str, int]] = field(default_factory=list)
+    impact_strength: list[tuple[str, int]] = field(default_factory=list)
+    steepl: list[tuple[str, int]] = field(default_factory=list)
+    megatrend: list[tuple[str, int]] = field(default_factory=list)
+
+
+def _counts(trend_filter: TrendFilter | None) -> sa.CTE:
+    """Trend counts per key of trend_summary under the filter: the summary's own rows when the
+    filter names only its columns, the matching trends grouped so otherwise (read once)."""
+    if summarised(trend_filter):
+        stmt = sa.select(TREND_SUMMARY_TABLE).where(
+            *filter_clauses(trend_filter, TREND_SUMMARY_TABLE)
+        )
+    else:
+        key = [T[name] for name in summary.KEY]
+        stmt = (
+            sa.select(*key, sa.func.count().label("trend_count"))
+            .where(*filter_clauses(trend_filter))
+            .group_by(*key)
+        )
+    return stmt.cte("counts")
+
+
+def trend_facets(session: Session, trend_filter: TrendFilter | None = None) -> Facets:
+    """Row counts per value of each enum and per megatrend, in one SQL statement."""
+    counts = _counts(trend_filter)
+    c = counts.c
+    parts = [
+        sa.select(sa.literal(name), sa.cast(c[name], sa.String), _total(c.trend_count)).group_by(
+            c[name]
+        )
+        for name in fields.CHOICES
+    ]
+    parts.append(
+        sa.select(
+            sa.literal("megatrend"), sa.func.min(c.megatrend), _total(c.trend_count)
+        ).group_by(sa.func.lower(c.megatrend))
+    )
+    facets = Facets()
+    # A missing readiness level comes back as NULL, which SQLAlchemy's column types leave out.
+    rows = cast(Iterable[tuple[str, str | None, int]], session.execute(sa.union_all(*parts)))
+    for facet, value, count in rows:
+        if facet in fields.CHOICES:
+            value = "NONE" if value is None else fields.CHOICES[facet](value).name
+        getattr(facets, facet).append((value, count))
+    for name in (*fields.CHOICES, "megatrend"):
+        getattr(facets, name).sort(key=lambda vc: (-vc[1], vc[0]))
+    facets.total = sum(count for _, count in facets.steepl)
+    return facets
