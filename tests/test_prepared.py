@@ -16,7 +16,7 @@ import httpx
 import psycopg
 import pytest
 import sqlalchemy as sa
-from conftest import SAMPLE, csv_text, load, web_client, with_settings
+from conftest import SAMPLE, csv_text, load, login, make_user, web_client, with_settings
 from prometheus_client import REGISTRY
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -268,3 +268,24 @@ def test_a_prepared_read_whose_connection_died_is_answered_the_usual_way(
     prepared, _ = same_answers(apps, body)
     after = REGISTRY.get_sample_value("trends_prepared_reads_total", {"outcome": "usual"})
     assert (prepared, after) == (1, usual + 1)  # one fell back, the next was prepared again
+
+
+@pytest.mark.parametrize("roles", [{}, {"staff": True}], ids=["user", "staff"])
+def test_signed_in_reads_are_prepared_and_answer_as_graphql_core(
+    apps: tuple[Any, Any], db: Database, roles: dict[str, bool]
+) -> None:
+    make_user(db, "someone@example.org", **roles)
+    prepared, usual = apps
+    assert "errors" not in login(prepared, "someone@example.org")
+    usual.cookies = httpx.Cookies(prepared.cookies)  # one session: both apps read its table
+    body = {"query": ONE, "variables": {"id": encode_id(2)}}
+    counts = []
+    for get in (False, True):
+        count, data = same_answers(apps, body, get=get)
+        counts.append(count)
+        assert data["data"]["trend"]["id"] == encode_id(2)
+        response = exchange(usual, body, get, "*/*")
+        if get:  # a signed-in answer is never public
+            assert response[1]["cache-control"] == "private, no-store"
+        assert "etag" not in response[1]
+    assert counts == [1, 2]

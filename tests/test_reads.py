@@ -82,6 +82,32 @@ async def test_a_statement_over_the_timeout_is_cancelled_and_its_connection_kept
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_cancelled_read_gives_its_slot_back_and_leaves_no_statement_running(
+    backend: Settings,
+) -> None:
+    db = Database(backend.database_url)
+    reads = Reads(db, pool_size=1)
+    try:
+        marked = sa.select(sa.func.pg_sleep(30), sa.literal_column("'cancelled read'"))
+        slow = asyncio.create_task(reads.fetch(reads.prepare([marked])))
+        await asyncio.sleep(0.5)
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        one = reads.prepare([sa.select(sa.literal(1))])
+        assert await asyncio.wait_for(reads.fetch(one), timeout=5) == [[(1,)]]
+        running = sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+            " AND query LIKE '%cancelled read%' AND pid <> pg_backend_pid()"
+        )
+        with db.engine.connect() as conn:
+            assert conn.execute(running).scalar_one() == 0
+    finally:
+        reads.close()
+        db.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 async def test_a_database_that_does_not_answer_fails_the_read_at_once(backend: Settings) -> None:
     url = sa.make_url(backend.database_url).set(host="127.0.0.1", port=1)
     db = Database(url.render_as_string(hide_password=False))
