@@ -321,6 +321,7 @@ def counted(settings: Settings) -> Iterator[tuple[httpx.Client, list[str]]]:
             statements.append(statement)
 
     sa.event.listen(app.state.db.engine, "before_cursor_execute", record)
+    app.state.reads.observers.append(lambda sql: record(None, None, sql))  # prepared reads'
     with serve(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         yield client, statements
 

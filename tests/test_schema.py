@@ -376,7 +376,9 @@ def statements(app: Starlette, gql: GraphQL) -> Iterator[list[str]]:
 
     engine = app.state.db.engine
     sa.event.listen(engine, "before_cursor_execute", record)
+    app.state.reads.observers.append(seen.append)  # prepared reads' statements on PostgreSQL
     yield seen
+    app.state.reads.observers.remove(seen.append)
     sa.event.remove(engine, "before_cursor_execute", record)
 
 

@@ -85,19 +85,25 @@ def create_db_engine(url: str, pool_size: int = 10, statement_timeout_ms: int = 
         engine = sa.create_engine(url, connect_args={"check_same_thread": False})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    connect_args: dict[str, Any] = {}
-    if statement_timeout_ms:
-        # A start-up option of each connection: it holds from the first statement on, pings
-        # included, and no statement of ours can be sent without it.
-        given = parsed.query.get("options") or ()
-        options = [given] if isinstance(given, str) else list(given)
-        options.append(f"-c statement_timeout={statement_timeout_ms}")
-        connect_args["options"] = " ".join(options)  # with the URL's own, which it replaces
+    connect_args = postgres_connect_args(url, statement_timeout_ms)
     # No overflow: Database.run and .read never ask for more connections than the pool holds,
     # and overflow connections would be opened and closed per request under load.
     return sa.create_engine(
         url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0, connect_args=connect_args
     )
+
+
+def postgres_connect_args(url: str, statement_timeout_ms: int = 0) -> dict[str, Any]:
+    """Arguments of each connection to PostgreSQL beyond the URL's: the statement timeout."""
+    connect_args: dict[str, Any] = {}
+    if statement_timeout_ms:
+        # A start-up option of each connection: it holds from the first statement on, pings
+        # included, and no statement of ours can be sent without it.
+        given = make_url(url).query.get("options") or ()
+        options = [given] if isinstance(given, str) else list(given)
+        options.append(f"-c statement_timeout={statement_timeout_ms}")
+        connect_args["options"] = " ".join(options)  # with the URL's own, which it replaces
+    return connect_args
 
 
 def created_on(dialect: str) -> Callable[..., bool]:

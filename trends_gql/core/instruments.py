@@ -27,6 +27,11 @@ CACHE = Counter(
     "GraphQL requests by response cache outcome (hit, miss, bypass: X-Trends-Cache).",
     ["outcome"],
 )
+PREPARED = Counter(
+    "trends_prepared_reads",
+    "GraphQL requests with a prepared read: `answered` by it, or the `usual` way after it failed.",
+    ["outcome"],
+)
 LOGINS = Counter(
     "trends_logins",
     "Login attempts by outcome: ok, invalid_credentials, or a refusal by its reason.",

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     http_cache_max_age: int = Field(default=0, ge=0)
     # Per server process: recent entries also kept in memory (keys hold the generation).
     cache_memory_mb: int = Field(default=64, ge=0)
+    # Repeated plain reads of trends answered from compiled statements (schema/prepared.py);
+    # off: every document runs through graphql-core's execution.
+    prepared_reads: bool = True
     queues: Annotated[list[str], NoDecode] = ["trends"]
     job_timeout: int = Field(default=3600, ge=1)
     upload_max_bytes: int = Field(default=50 << 20, ge=1)

@@ -1,10 +1,8 @@
 """Execution with a short path for plain leaf fields, the bulk of every list of trends."""
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import datetime
-from operator import attrgetter
-from types import FunctionType
-from typing import TYPE_CHECKING, Any, TypeGuard, cast
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from graphql import (
     FieldNode,
@@ -19,7 +17,8 @@ from sqlalchemy.engine import Row
 from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
-from strawberry.types.fields.resolver import SELF_PARAMSPEC
+
+from trends_gql.schema.completion import plain_reader
 
 if TYPE_CHECKING:
     from graphql.execution.collect_fields import FieldDetailsList  # graphql-core 3.3 on
@@ -36,30 +35,11 @@ def _plain_leaf(field: GraphQLField) -> tuple[Any, GraphQLLeafType | None, bool]
         nullable = not isinstance(field.type, GraphQLNonNull)
         leaf = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
         definition = field.extensions.get("strawberry-definition")
-        read = _reader(definition) if isinstance(definition, StrawberryField) else None
+        read = plain_reader(definition) if isinstance(definition, StrawberryField) else None
         if read is not None and not field.args and isinstance(leaf, GraphQLLeafType):
             found = (read, leaf, nullable)
         field.__dict__["_trends_plain_leaf"] = found
     return found
-
-
-def _reader(definition: StrawberryField) -> Callable[[Any], Any] | None:
-    """How to get the field's value from its object alone, if nothing else is involved."""
-    if definition.extensions or definition.permission_classes:
-        return None
-    resolver = definition.base_resolver
-    if resolver is None:  # the attribute, read with the default resolver
-        return (
-            attrgetter(definition.python_name) if definition.default_resolver is getattr else None
-        )
-    # A synchronous method of the type taking only `self` (such as Trend.id); these are pure
-    # reads in our schema, so one that raises can be called again on graphql-core's path.
-    reserved = {spec for spec, p in resolver.reserved_parameters.items() if p is not None}
-    only_self = reserved == {SELF_PARAMSPEC} and not resolver.arguments
-    plain_function = isinstance(resolver.wrapped_func, FunctionType)
-    if only_self and plain_function and not resolver.is_async:
-        return cast(Callable[[Any], Any], resolver.wrapped_func)
-    return None
 
 
 # Values of leaf fields that are never awaitable (str covers the StrEnum members).

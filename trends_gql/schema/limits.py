@@ -11,6 +11,7 @@ from graphql import (
     DocumentNode,
     FragmentDefinitionNode,
     GraphQLError,
+    GraphQLSchema,
     OperationDefinitionNode,
     parse,
 )
@@ -114,22 +115,37 @@ def _over_limits(ctx: ExecutionContext, settings: Settings) -> GraphQLError | No
     """The error of the first limit the document is over, if any."""
     document = ctx.graphql_document
     assert document is not None
-    schema = ctx.schema._schema  # Strawberry's own extensions read the GraphQL schema here
+    # ExecutionContext.operation_name falls back to the first operation's name; what the client
+    # gave is private (tests/test_negotiation.py fails the day this stops working).
+    provided = getattr(ctx, "_provided_operation_name", None)
+    # Strawberry's own extensions read the GraphQL schema here.
+    found = over_limits(ctx.schema._schema, document, provided, ctx.variables, settings)
+    if isinstance(found, GraphQLError):
+        return found
+    return None if found is None else _over_budget(ctx, found, settings.max_query_cost)
+
+
+def over_limits(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+    settings: Settings,
+) -> GraphQLError | Figures | None:
+    """The error of the first limit, but the cost budget, that the document is over; else the
+    figures of the operation that would run (None: validation will say why none)."""
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    # ExecutionContext.operation_name falls back to the first operation's name; what the client
-    # gave is private (tests/test_negotiation.py fails the day this stops working).
-    if len(operations) > 1 and not getattr(ctx, "_provided_operation_name", None):
+    if len(operations) > 1 and not operation_name:
         # Strawberry would run the first one; GraphQL says which to run is the client's choice.
         return _error(
             "Must provide operation name if query contains multiple operations.",
             "GRAPHQL_VALIDATION_FAILED",
         )
     figures = {
-        op: measure(schema, op, fragments, ctx.variables, settings.max_page_size)
-        for op in operations
+        op: measure(schema, op, fragments, variables, settings.max_page_size) for op in operations
     }
     fields = sum(f.fields for f in figures.values())
     if fields > settings.max_query_fields:
@@ -154,8 +170,7 @@ def _over_limits(ctx: ExecutionContext, settings: Settings) -> GraphQLError | No
                 f"'{name}' exceeds maximum operation depth of {settings.max_query_depth}",
                 "QUERY_TOO_DEEP",
             )
-    chosen = _chosen(figures, ctx.operation_name)
-    return None if chosen is None else _over_budget(ctx, chosen, settings.max_query_cost)
+    return _chosen(figures, operation_name)
 
 
 def _chosen(figures: dict[OperationDefinitionNode, Figures], name: str | None) -> Figures | None:

@@ -1,7 +1,7 @@
 """The root Query: thin resolvers over the trends services, cached by name and arguments."""
 
 from collections.abc import Iterable, Iterator
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 import strawberry
 from strawberry.types import Info
@@ -53,6 +53,23 @@ def _columns(nodes: Iterable[Selection]) -> set[str]:
     }
 
 
+def page_arguments(
+    filter: TrendFilter | None,
+    order_by: list[TrendOrder] | None,
+    first: int | None,
+    after: str | None,
+) -> dict[str, Any]:
+    """The service's arguments (list_trends, page_query) for the arguments of Query.trends."""
+    # A list longer than MAX_ORDER_TERMS is refused before conversion (MAX_ITEMS); the rest of
+    # the rule (each field once) is the service's.
+    return {
+        "trend_filter": filter.to_query() if filter else None,
+        "order": [o.to_query() for o in order_by or ()],
+        "first": first,
+        "after": after,
+    }
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="The signed-in user; null when anonymous.")
@@ -87,15 +104,9 @@ class Query:
         top = info.selected_fields
         nodes = _children(top, "nodes") + _children(_children(top, "edges"), "node")
         ctx = info.context
-        # A list longer than MAX_ORDER_TERMS is refused before conversion (MAX_ITEMS); the rest
-        # of the rule (each field once) is the service's, in list_trends.
-        order = [o.to_query() for o in order_by or ()]
         page = await ctx.read(
             queries.list_trends,
-            trend_filter=filter.to_query() if filter else None,
-            order=order,
-            first=first,
-            after=after,
+            **page_arguments(filter, order_by, first, after),
             columns=_columns(nodes),
             with_total=bool(_children(top, "totalCount")),
             max_page_size=ctx.settings.max_page_size,

@@ -24,10 +24,12 @@ from trends_gql.core import revisions
 from trends_gql.core.db import Database
 from trends_gql.core.queue import redis_problem
 from trends_gql.core.ratelimit import RateLimiter
+from trends_gql.core.reads import Reads
 from trends_gql.core.settings import Settings, configure_logging, get_settings
 from trends_gql.schema import Context, build_schema
 from trends_gql.schema.caching import CachedResponses
 from trends_gql.schema.persisted import PersistedQueries
+from trends_gql.schema.prepared import PreparedReads
 from trends_gql.web.assets import STATIC_PATH, Assets, Page
 from trends_gql.web.downloads import download_export
 from trends_gql.web.etags import HTTPCaching
@@ -64,6 +66,7 @@ class GraphQLView(
     PersistedQueries,
     HTTPCaching,
     CachedResponses,
+    PreparedReads,
     GraphQL[Context, None],
 ):
     websocket_adapter_class = TextFrames
@@ -76,6 +79,7 @@ class GraphQLView(
         limiter: RateLimiter,
         clock: Callable[[], float],
         graphiql: Page,
+        reads: Reads,
     ) -> None:
         super().__init__(
             build_schema(settings),
@@ -89,6 +93,7 @@ class GraphQLView(
         self.limiter = limiter
         self.clock = clock
         self.graphiql = graphiql
+        self.reads = reads
 
     @property
     def graphql_ide_html(self) -> str:
@@ -185,12 +190,14 @@ def create_app(
         await limiter.aclose()
         await cache.aclose()
         await graphql.close_documents()
+        reads.close()
         db.dispose()
 
     cache = Cache(settings)
     assets = Assets()
     pages = Pages(assets, GRAPHQL_PATH, settings.graphiql_enabled)
-    graphql = GraphQLView(db, settings, cache, limiter, clock, pages.graphiql)
+    reads = Reads(db, pool_size=settings.db_pool_size)
+    graphql = GraphQLView(db, settings, cache, limiter, clock, pages.graphiql, reads)
     app = Starlette(
         routes=[
             Route("/", home_route(pages.dashboard, GRAPHQL_PATH), methods=["GET"]),
@@ -235,5 +242,6 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.db = db
+    app.state.reads = reads
     app.state.settings = settings
     return app

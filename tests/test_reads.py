@@ -1,0 +1,138 @@
+"""Statements compiled once and read asynchronously give the rows SQLAlchemy gives, and the
+connections they use behave as the engine's do (statement timeout, failures, pool size)."""
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from conftest import SAMPLE, load
+
+from trends_gql.core.db import Database
+from trends_gql.core.fields import Steepl
+from trends_gql.core.reads import Reads
+from trends_gql.core.settings import Settings
+from trends_gql.trends import aggregates, queries
+
+pytestmark = pytest.mark.anyio
+
+COLUMNS = [
+    "megatrend",
+    "technology_readiness_level",
+    "steepl",
+    "uploaded_at",
+    "relevant_industries",
+]
+
+
+def _statements() -> list[sa.Select[Any]]:
+    only_s_and_t = queries.TrendFilter(steepl_in=(Steepl.S, Steepl.T))
+    return [
+        queries.page_query(trend_filter=only_s_and_t, columns=COLUMNS, first=20).statement,
+        queries.trends_statement([1, 2, 3, 10**6], COLUMNS),
+        aggregates.readiness_statement("ai"),
+        queries.count_statement(None),
+        queries.count_statement(queries.TrendFilter(search="energy")),
+    ]
+
+
+async def test_rows_read_are_the_rows_sqlalchemy_gives(db: Database, tmp_path: Path) -> None:
+    load(db, tmp_path, SAMPLE)
+    statements = _statements()
+    reads = Reads(db, pool_size=2)
+    try:
+        prepared = reads.prepare(statements)
+        first, again = await reads.fetch(prepared), await reads.fetch(prepared)
+    finally:
+        reads.close()
+    expected = db.call_sync(lambda s: [list(s.execute(st)) for st in statements])
+    assert [[tuple(r) for r in rows] for rows in first] == [
+        [tuple(r) for r in rows] for rows in expected
+    ]
+    assert [[tuple(r) for r in rows] for rows in again] == [
+        [tuple(r) for r in rows] for rows in first
+    ]
+    page, theirs = first[0], expected[0]
+    assert page
+    assert all(type(r.steepl) is Steepl for r in page)
+    assert [r._mapping for r in page] == [dict(r._mapping) for r in theirs]
+    assert [r.uploaded_at for r in page] == [r.uploaded_at for r in theirs]
+    assert all(r.uploaded_at.utcoffset().total_seconds() == 0 for r in page)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_statement_over_the_timeout_is_cancelled_and_its_connection_kept(
+    backend: Settings,
+) -> None:
+    db = Database(backend.database_url, statement_timeout_ms=200)
+    reads = Reads(db, pool_size=1)
+    try:
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            await reads.fetch(reads.prepare([sa.select(sa.func.pg_sleep(2))]))
+        (pool,) = reads.pools.values()
+        (kept,) = pool.idle
+        assert (await reads.fetch(reads.prepare([sa.select(sa.literal(1))]))) == [[(1,)]]
+        assert pool.idle == [kept]  # the same connection, used again
+    finally:
+        reads.close()
+        db.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_cancelled_read_gives_its_slot_back_and_leaves_no_statement_running(
+    backend: Settings,
+) -> None:
+    db = Database(backend.database_url)
+    reads = Reads(db, pool_size=1)
+    try:
+        marked = sa.select(sa.func.pg_sleep(30), sa.literal_column("'cancelled read'"))
+        slow = asyncio.create_task(reads.fetch(reads.prepare([marked])))
+        await asyncio.sleep(0.5)
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        one = reads.prepare([sa.select(sa.literal(1))])
+        assert await asyncio.wait_for(reads.fetch(one), timeout=5) == [[(1,)]]
+        running = sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+            " AND query LIKE '%cancelled read%' AND pid <> pg_backend_pid()"
+        )
+        with db.engine.connect() as conn:
+            assert conn.execute(running).scalar_one() == 0
+    finally:
+        reads.close()
+        db.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_database_that_does_not_answer_fails_the_read_at_once(backend: Settings) -> None:
+    url = sa.make_url(backend.database_url).set(host="127.0.0.1", port=1)
+    db = Database(url.render_as_string(hide_password=False))
+    reads = Reads(db, pool_size=1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(psycopg.OperationalError):
+            await reads.fetch(reads.prepare([sa.select(sa.literal(1))]))
+    finally:
+        reads.close()
+        db.dispose()
+    assert time.monotonic() - started < 2
+
+
+async def test_concurrent_reads_share_at_most_the_pools_connections(
+    db: Database, tmp_path: Path
+) -> None:
+    load(db, tmp_path, SAMPLE)
+    reads = Reads(db, pool_size=2)
+    prepared = reads.prepare([queries.trends_statement([1], COLUMNS)])
+    try:
+        answers = await asyncio.gather(*(reads.fetch(prepared) for _ in range(12)))
+        assert len({repr(a) for a in answers}) == 1
+        if db.dialect == "postgresql":
+            (pool,) = reads.pools.values()
+            assert len(pool.idle) == 2
+    finally:
+        reads.close()

@@ -1,0 +1,191 @@
+"""The root fields prepared reads answer: for each, the statements its resolver's service would
+run for the same arguments and selection, and the value their rows make (what the resolver
+returns, for schema/completion.py to complete).
+
+Query.trends' `nodes` may come as JSON that PostgreSQL writes beside each row of the page
+(schema/rendering.py): they are then answered from that text, not completed in Python.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+import sqlalchemy as sa
+from graphql import FieldNode, GraphQLField, GraphQLObjectType
+
+from trends_gql.core.pagination import decode_id
+from trends_gql.core.settings import Settings
+from trends_gql.schema.completion import Complete, Fallback, Fragments, collect
+from trends_gql.schema.query import page_arguments
+from trends_gql.schema.rendering import read_columns, trend_json
+from trends_gql.schema.types import TREND_COLUMNS, TrendConnection
+from trends_gql.trends import aggregates, queries
+
+Rows = list[list[Any]]  # the rows of each of a field's statements
+# The label of each JSON column of a rendered response key (schema/rendering.py) -> the `nodes`
+# fields rendered in it.
+Rendered = Mapping[str, list[FieldNode]]
+
+
+@dataclass(frozen=True)
+class FieldRead:
+    """The statements of a root field's value, and the value their rows make."""
+
+    statements: list[sa.Select[Any]]
+    source: Callable[[Rows], Any]
+
+
+class RootRead(Protocol):
+    def __call__(
+        self,
+        field: GraphQLField,
+        nodes: list[FieldNode],
+        fragments: Fragments,
+        args: dict[str, Any],
+        settings: Settings,
+        rendered: Rendered,
+    ) -> FieldRead: ...
+
+
+def _selected(
+    parent: GraphQLObjectType, nodes: list[FieldNode], fragments: Fragments
+) -> dict[str, list[FieldNode]]:
+    """The fields selected below `nodes` (of the type `parent`) by response key."""
+    return collect(parent, [node.selection_set for node in nodes if node.selection_set], fragments)
+
+
+def _named(groups: Mapping[str, list[FieldNode]], name: str) -> list[FieldNode]:
+    return [node for group in groups.values() for node in group if node.name.value == name]
+
+
+def _columns(trend: GraphQLObjectType, nodes: list[FieldNode], fragments: Fragments) -> set[str]:
+    """The columns the Trend fields selected below `nodes` read, as the resolvers choose them."""
+    names = {group[0].name.value for group in _selected(trend, nodes, fragments).values()}
+    return {TREND_COLUMNS[name] for name in names if name in TREND_COLUMNS}
+
+
+def _object(field: GraphQLField) -> GraphQLObjectType:
+    """The object type of a field, under its non-null and list wrappers."""
+    type_: Any = field.type
+    while hasattr(type_, "of_type"):
+        type_ = type_.of_type
+    assert isinstance(type_, GraphQLObjectType), f"{field} is not of an object type"
+    return type_
+
+
+def _trends(
+    field: GraphQLField,
+    nodes: list[FieldNode],
+    fragments: Fragments,
+    args: dict[str, Any],
+    settings: Settings,
+    rendered: Rendered,
+) -> FieldRead:
+    """Query.trends: one page, and its count when totalCount is selected."""
+    connection = _object(field)
+    groups = _selected(connection, nodes, fragments)
+    completed = {key: group for key, group in groups.items() if _label(key) not in rendered}
+    edges = _selected(_object(connection.fields["edges"]), _named(groups, "edges"), fragments)
+    trend = _object(connection.fields["nodes"])
+    columns = _columns(trend, _named(completed, "nodes") + _named(edges, "node"), fragments)
+    read = set(columns).union(*(read_columns(trend, g, fragments) for g in rendered.values()))
+    with_total = bool(_named(groups, "totalCount"))
+    arguments = page_arguments(**args)
+    query = queries.page_query(**arguments, columns=read, max_page_size=settings.max_page_size)
+    statement = query.statement
+    if rendered:  # the page's rows, and their JSON beside the columns Python still reads
+        page = statement.subquery()
+        kept = {"id", *columns, *(column.key for column, _ in query.keyset.columns)}
+        jsons = [_json(trend, group, fragments, page).label(k) for k, group in rendered.items()]
+        statement = sa.select(*(c for k, c in page.c.items() if k in kept), *jsons).order_by(
+            *query.keyset.order_by(page.c)
+        )
+    statements = [statement]
+    if with_total:
+        statements.append(queries.count_statement(arguments["trend_filter"]))
+
+    def source(rows: Rows) -> TrendConnection:
+        page = query.page(rows[0])
+        if with_total:
+            page.total = rows[1][0][0]
+        return TrendConnection(page=page)
+
+    return FieldRead(statements, source)
+
+
+def _trend(
+    field: GraphQLField,
+    nodes: list[FieldNode],
+    fragments: Fragments,
+    args: dict[str, Any],
+    settings: Settings,
+    rendered: Rendered,
+) -> FieldRead:
+    """Query.trend: the row of its id, or null."""
+    pk = decode_id(args["id"])
+    statement = queries.trends_statement([pk], _columns(_object(field), nodes, fragments))
+    return FieldRead([statement], lambda rows: next(iter(rows[0]), None))
+
+
+def _readiness(
+    field: GraphQLField,
+    nodes: list[FieldNode],
+    fragments: Fragments,
+    args: dict[str, Any],
+    settings: Settings,
+    rendered: Rendered,
+) -> FieldRead:
+    """Query.macrotrendReadiness: one row per macrotrend."""
+    statement = aggregates.readiness_statement(args["megatrend"])
+    made = aggregates.MacrotrendReadiness
+    return FieldRead([statement], lambda rows: [made(*row) for row in rows[0]])
+
+
+# The root fields read here, by name: what each reads for its converted arguments.
+ROOTS: dict[str, RootRead] = {
+    "trends": _trends,
+    "trend": _trend,
+    "macrotrendReadiness": _readiness,
+}
+
+
+def _label(key: str) -> str:
+    """The label of the JSON column of a rendered response key (no column has it)."""
+    return f"json_of_{key}"
+
+
+def _json(
+    trend: GraphQLObjectType, nodes: list[FieldNode], fragments: Fragments, page: sa.Subquery
+) -> sa.ColumnElement[str]:
+    rendering = trend_json(trend, nodes, fragments, page.c)
+    assert rendering is not None, "rendered_nodes found a rendering"
+    return rendering
+
+
+def rendered_nodes(
+    name: str, field: GraphQLField, nodes: list[FieldNode], fragments: Fragments
+) -> tuple[dict[str, Complete], Rendered]:
+    """For Query.trends, its `nodes` that PostgreSQL can render: their answers (from the rows'
+    JSON), and what each JSON column renders."""
+    if name != "trends":
+        return {}, {}
+    connection = _object(field)
+    trend = _object(connection.fields["nodes"])
+    answers: dict[str, Complete] = {}
+    rendered: dict[str, list[FieldNode]] = {}
+    for key, group in _selected(connection, nodes, fragments).items():
+        if group[0].name.value == "nodes" and trend_json(trend, group, fragments) is not None:
+            rendered[_label(key)] = group
+            answers[key] = _answer(_label(key))
+    return answers, rendered
+
+
+def _answer(label: str) -> Complete:
+    def nodes(connection: TrendConnection) -> orjson.Fragment:
+        texts = [getattr(row, label) for row in connection.page.rows]
+        if None in texts:  # a value the rendering has no text for
+            raise Fallback
+        return orjson.Fragment("[" + ",".join(texts) + "]")
+
+    return nodes
