@@ -73,6 +73,11 @@ def _readiness() -> sa.Select[Any]:
 READINESS = _readiness()
 
 
+def readiness_statement(megatrend: str) -> sa.Select[Any]:
+    """The statement of macrotrend_readiness for one megatrend, its value bound."""
+    return READINESS.params(megatrend=text_argument(megatrend, "megatrend"))
+
+
 def macrotrend_readiness(session: Session, megatrend: str) -> list[MacrotrendReadiness]:
     """Mean TRL score (Pilot=2, Development=5, Deploy=8) per macrotrend of a megatrend."""
     parameters = {"megatrend": text_argument(megatrend, "megatrend")}
