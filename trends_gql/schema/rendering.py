@@ -27,6 +27,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLString,
+    get_nullable_type,
 )
 
 from trends_gql.core.db import UTCDateTime
@@ -81,7 +82,7 @@ def _value(field: GraphQLField, stored: sa.Column[Any], column: Column) -> Text 
     """The JSON text of a Trend field read from `column`, a copy of its table's `stored`; None
     without a rendering here."""
     non_null = isinstance(field.type, GraphQLNonNull)
-    leaf = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+    leaf = _type(field)
     if non_null and stored.nullable:
         return None  # a null there is an error, which graphql-core reports
     if isinstance(leaf, GraphQLEnumType) and isinstance(stored.type, sa.Enum):
@@ -107,7 +108,7 @@ def _isoformat(leaf: Any) -> bool:
 
 
 def _type(field: GraphQLField) -> Any:
-    return field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+    return get_nullable_type(field.type)
 
 
 def trend_json(

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import orjson
 import sqlalchemy as sa
-from graphql import FieldNode, GraphQLField, GraphQLObjectType
+from graphql import FieldNode, GraphQLField, GraphQLObjectType, get_named_type
 
 from trends_gql.core.pagination import decode_id
 from trends_gql.core.settings import Settings
@@ -67,9 +67,7 @@ def _columns(trend: GraphQLObjectType, nodes: list[FieldNode], fragments: Fragme
 
 def _object(field: GraphQLField) -> GraphQLObjectType:
     """The object type of a field, under its non-null and list wrappers."""
-    type_: Any = field.type
-    while hasattr(type_, "of_type"):
-        type_ = type_.of_type
+    type_ = get_named_type(field.type)
     assert isinstance(type_, GraphQLObjectType), f"{field} is not of an object type"
     return type_
 
