@@ -18,6 +18,8 @@ from conftest import (
     SAMPLE,
     TRENDS,
     code,
+    http_client,
+    http_request,
     load,
     login,
     make_user,
@@ -141,7 +143,7 @@ def other_process(settings: Settings, tmp_path: Path) -> Iterator[str]:
     deadline = time.monotonic() + 60  # generous: a process starts slowly on a busy machine
     while True:
         try:
-            httpx.get(f"{url}/healthz", timeout=1)
+            http_request("GET", f"{url}/healthz", timeout=1)
             break
         except httpx.HTTPError:
             assert time.monotonic() < deadline
@@ -157,7 +159,7 @@ def test_a_write_is_seen_at_once_by_another_server_process(
 ) -> None:
     load(db, tmp_path, SAMPLE)
     make_user(db, "staff@example.org", staff=True)
-    with httpx.Client(base_url=other_process) as reader:
+    with http_client(base_url=other_process) as reader:
         assert ask(reader, TOTAL) == ({"data": {"trends": {"totalCount": 44}}}, "miss")
         assert ask(reader, TOTAL)[1] == "hit"
         with web_client(settings) as staff:
@@ -227,7 +229,7 @@ def test_concurrent_misses_compute_once(settings: Settings, db: Database, tmp_pa
         barrier = threading.Barrier(8)
 
         def fetch() -> None:
-            with httpx.Client(base_url=url, timeout=30) as c:
+            with http_client(base_url=url, timeout=30) as c:
                 barrier.wait()
                 outcomes.append(ask(c, query)[1])
 
@@ -322,7 +324,7 @@ def counted(settings: Settings) -> Iterator[tuple[httpx.Client, list[str]]]:
 
     sa.event.listen(app.state.db.engine, "before_cursor_execute", record)
     app.state.reads.observers.append(lambda sql: record(None, None, sql))  # prepared reads'
-    with serve(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+    with serve(app) as url, http_client(base_url=url, timeout=30) as client:
         yield client, statements
 
 
@@ -462,13 +464,13 @@ def test_concurrent_misses_in_two_server_processes_compute_once(
     )
 
     def fetch(url: str, query: str, outcomes: list[str | None], answers: list[Any]) -> None:
-        with httpx.Client(base_url=url, timeout=30) as c:
+        with http_client(base_url=url, timeout=30) as c:
             body, outcome = ask(c, query)
             answers.append(body)
             outcomes.append(outcome)
 
     for first, url in enumerate((str(web.base_url), other_process), 1):  # connected and warm
-        with httpx.Client(base_url=url, timeout=30) as c:
+        with http_client(base_url=url, timeout=30) as c:
             assert "errors" not in ask(c, f"{{ trends(first: {first}) {{ totalCount }} }}")[0]
     for attempt in range(5):  # each with a query of its own, never asked before
         query = f"{{ trends(first: {7 + attempt}) {{ totalCount nodes {{ megatrend }} }} }}"

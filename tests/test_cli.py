@@ -23,6 +23,7 @@ from conftest import (
     _drop_postgres_database,
     _recreate_postgres_database,
     csv_text,
+    http_client,
     load,
     login,
     make_user,
@@ -496,7 +497,7 @@ def test_the_web_process_logs_each_staff_write_with_the_email(
         text=True,
     )
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        with http_client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             deadline = time.monotonic() + 30
             while True:
                 try:

@@ -5,10 +5,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import httpx
 import pytest
 from browsing import TIMEOUT_MS, Site, sign_in
-from conftest import PASSWORD, SAMPLE, make_user, post, trend_row, with_settings
+from conftest import PASSWORD, SAMPLE, http_client, make_user, post, trend_row, with_settings
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 from trends_gql.core.pagination import encode_id
@@ -51,7 +50,7 @@ def staff(site: Site) -> str:
 
 def api(site: Site, query: str, cookies: dict[str, str] | None = None, **variables: Any) -> Any:
     """The body of a GraphQL request to the site, as any client sends it."""
-    with httpx.Client(base_url=site.url, cookies=cookies, timeout=10) as client:
+    with http_client(base_url=site.url, cookies=cookies, timeout=10) as client:
         return post(client, query, **variables)
 
 

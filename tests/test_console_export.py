@@ -6,10 +6,9 @@ import json
 import re
 from pathlib import Path
 
-import httpx
 import pytest
 from browsing import TIMEOUT_MS, Site, sign_in
-from conftest import csv_text, load, make_user, post, trend_row
+from conftest import csv_text, http_client, load, make_user, post, trend_row
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.usefixtures("worker")  # the pages queue jobs
@@ -25,7 +24,7 @@ def seed(site: Site, tmp_path: Path) -> int:
     rows += [trend_row(macrotrend=f"Quantum sensing {i}") for i in range(5)]
     report = load(site.db, tmp_path, csv_text(rows))
     assert report.created == len(rows)
-    with httpx.Client(base_url=site.url, timeout=10) as client:
+    with http_client(base_url=site.url, timeout=10) as client:
         body = post(client, COUNT, filter={"search": SEARCH})
     matching = int(body["data"]["trends"]["totalCount"])
     assert 0 < matching < len(rows)  # a filtered view, not every trend

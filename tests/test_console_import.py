@@ -8,10 +8,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from browsing import TIMEOUT_MS, Site, sign_in
-from conftest import csv_text, generate_csv, make_user, post, trend_row, with_settings
+from conftest import csv_text, generate_csv, http_client, make_user, post, trend_row, with_settings
 from playwright.sync_api import Locator, Page, WebSocket, expect
 
 from trends_gql.core.settings import Settings
@@ -32,7 +31,7 @@ def jobs_settings(jobs_settings: Settings) -> Settings:
 
 def trend_count(site: Site) -> int:
     """How many trends the API lists, asked over HTTP as any client would."""
-    with httpx.Client(base_url=site.url, timeout=10) as client:
+    with http_client(base_url=site.url, timeout=10) as client:
         return int(post(client, COUNT)["data"]["trends"]["totalCount"])
 
 

@@ -6,10 +6,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from browsing import Site
-from conftest import SAMPLE, csv_text, load, trend_row
+from conftest import SAMPLE, csv_text, http_request, load, trend_row
 from playwright.sync_api import Locator, Page, expect
 
 VIEW = """query($megatrend: String!) {
@@ -58,8 +57,8 @@ LAYOUT = {"center": ["50%", "52%"], "radius": "74%", "startAngle": 90, "clockwis
 
 
 def api_view(site: Site, megatrend: str) -> dict[str, Any]:
-    response = httpx.post(
-        f"{site.url}/graphql", json={"query": VIEW, "variables": {"megatrend": megatrend}}
+    response = http_request(
+        "POST", f"{site.url}/graphql", json={"query": VIEW, "variables": {"megatrend": megatrend}}
     )
     body = response.json()
     assert "errors" not in body, body

@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import anyio
-import httpx
 import pytest
 import sqlalchemy as sa
-from conftest import code, generate_csv, load, post, serve, web_client, with_settings
+from conftest import code, generate_csv, http_client, load, post, serve, web_client, with_settings
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -204,7 +203,7 @@ def test_a_statement_beyond_the_web_time_limit_is_query_timeout_and_the_pool_sta
     app = create_app(settings)
     connections: list[object] = []
     sa.event.listen(app.state.db.engine, "connect", lambda conn, _: connections.append(conn))
-    with serve(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+    with serve(app) as url, http_client(base_url=url, timeout=30) as client:
         # A one-character term has no trigram: the four facet counts scan every row.
         started = time.monotonic()
         body = post(client, FACETS_OF_A_SEARCH)
@@ -220,7 +219,7 @@ def test_a_statement_beyond_the_web_time_limit_is_query_timeout_and_the_pool_sta
         assert len(connections) == 1  # served by the connection whose statement was cancelled
     # Without the limit the same query answers: it was the limit that stopped it.
     unlimited = create_app(with_settings(settings, db_statement_timeout_ms=0))
-    with serve(unlimited) as url, httpx.Client(base_url=url, timeout=60) as client:
+    with serve(unlimited) as url, http_client(base_url=url, timeout=60) as client:
         assert post(client, FACETS_OF_A_SEARCH) == {"data": {"trendFacets": {"total": 0}}}
 
 

@@ -11,6 +11,7 @@ import pytest
 from conftest import (
     SAMPLE,
     csv_text,
+    http_client,
     load,
     login,
     make_user,
@@ -131,7 +132,7 @@ def test_a_signed_in_answer_is_never_public(
 
 
 def test_an_answer_that_ends_a_stale_session_cookie_is_not_public(web: httpx.Client) -> None:
-    with httpx.Client(base_url=web.base_url, cookies={SESSION_COOKIE: new_token()}) as stale:
+    with http_client(base_url=web.base_url, cookies={SESSION_COOKIE: new_token()}) as stale:
         response = get(stale)
     assert total(response) == 44
     assert response.headers["cache-control"] == "private, no-store"

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import PASSWORD, code, login, make_user, web_client, with_settings
+from conftest import PASSWORD, code, http_client, login, make_user, web_client, with_settings
 from private_redis import PrivateRedis, private_redis
 
 from trends_gql.core.db import Database
@@ -50,7 +50,7 @@ def at_once(client: httpx.Client, email: str, passwords: list[str]) -> list[str]
     start = threading.Barrier(len(passwords))
 
     def attempt(password: str) -> str:
-        with httpx.Client(base_url=client.base_url, timeout=60) as own:
+        with http_client(base_url=client.base_url, timeout=60) as own:
             start.wait()
             return outcome(login(own, email, password))
 

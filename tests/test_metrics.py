@@ -17,6 +17,8 @@ from conftest import (
     TRENDS,
     code,
     csv_text,
+    http_client,
+    http_request,
     login,
     make_user,
     serve,
@@ -211,7 +213,7 @@ def test_login_failures_and_refusals_are_counted_by_reason(
 
 def test_the_pool_gauges_show_connections_in_use(settings: Settings, db: Database) -> None:
     app = create_app(with_settings(settings, db_pool_size=3))
-    with serve(app) as url, httpx.Client(base_url=url) as client:
+    with serve(app) as url, http_client(base_url=url) as client:
         found = scrape(client)
         pool: Any = app.state.db.engine.pool
         assert value(found, "trends_db_pool_size") == pool.size()
@@ -280,7 +282,7 @@ def test_sources_that_do_not_answer_are_reported_down_and_the_rest_still_served(
         database_url="postgresql+psycopg://postgres@127.0.0.1:1/nowhere",
         redis_url="redis://127.0.0.1:1/0",
     )
-    with serve(create_app(down)) as url, httpx.Client(base_url=url) as client:
+    with serve(create_app(down)) as url, http_client(base_url=url) as client:
         found = scrape(client)
     assert value(found, "trends_metrics_source_up", source="database") == 0
     assert value(found, "trends_metrics_source_up", source="redis") == 0
@@ -362,13 +364,13 @@ def test_the_counts_of_several_server_processes_are_summed(
     body: dict[str, Any] = {"query": f"query {name} {{ __typename }}", "operationName": name}
 
     def ask(_: int) -> int:  # a new connection each time, so that either process may take it
-        return httpx.post(f"{url}/graphql", json=body, timeout=10).status_code
+        return http_request("POST", f"{url}/graphql", json=body, timeout=10).status_code
 
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                if http_request("GET", f"{url}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -390,7 +392,7 @@ def test_the_counts_of_several_server_processes_are_summed(
                 sent += 16
         per_process = _per_process(folder, name)
         for _ in range(4):  # whichever process answers the scrape, it sums both
-            with httpx.Client(base_url=url) as client:
+            with http_client(base_url=url) as client:
                 found = scrape(client)
             assert value(found, REQUESTS, operation=name, outcome="ok") == sent
             assert value(found, "trends_web_processes") == 2
@@ -402,7 +404,7 @@ def test_the_counts_of_several_server_processes_are_summed(
         while not _started(folder) - set(per_process):
             assert time.monotonic() < deadline + 60, "no process replaced the one killed"
             time.sleep(0.2)
-        with httpx.Client(base_url=url) as client:
+        with http_client(base_url=url) as client:
             found = scrape(client)
         assert value(found, REQUESTS, operation=name, outcome="ok") == sent
         assert value(found, "trends_web_processes") == 2

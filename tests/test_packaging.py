@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import settings_env, with_settings
+from conftest import http_request, settings_env, with_settings
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -214,7 +214,7 @@ def test_trends_up_of_the_installed_wheel_serves_and_stops_on_sigterm(
         while True:
             assert process.poll() is None, process.communicate()[0]
             try:
-                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                health = http_request("GET", f"http://127.0.0.1:{port}/healthz", timeout=1)
                 if health.status_code == 200:
                     break
             except httpx.HTTPError:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from conftest import SAMPLE, TRENDS, make_settings, settings_env
+from conftest import SAMPLE, TRENDS, http_request, make_settings, settings_env
 
 from trends_gql.cli import migrate
 from trends_gql.core.queue import redis_problem
@@ -62,7 +62,7 @@ def start(
     while True:
         assert process.poll() is None, process.stdout.read() if process.stdout else ""
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+            if http_request("GET", f"{url}/healthz", timeout=1).status_code == 200:
                 return process, url
         except httpx.HTTPError:
             pass
@@ -98,7 +98,7 @@ def test_up_runs_web_worker_and_scheduler_with_a_private_redis_and_stops_them_al
     sqlite_settings: Settings, tmp_path: Path, sig: signal.Signals
 ) -> None:
     process, url = start(sqlite_settings, tmp_path, "--private-redis")
-    assert httpx.get(f"{url}/healthz").json()["redis"] == "ok"
+    assert http_request("GET", f"{url}/healthz").json()["redis"] == "ok"
     assert (tmp_path / "var" / "redis" / "redis.sock").exists()
     output = stop(process, sig)
     for name in ("web", "worker", "scheduler"):
@@ -114,7 +114,7 @@ def test_a_configured_redis_url_is_never_replaced(
     sqlite_settings: Settings, tmp_path: Path
 ) -> None:
     process, url = start(sqlite_settings, tmp_path, REDIS_URL="redis://127.0.0.1:1/0")
-    assert httpx.get(f"{url}/healthz").json()["redis"].startswith("unavailable")
+    assert http_request("GET", f"{url}/healthz").json()["redis"].startswith("unavailable")
     time.sleep(1.5)
     assert process.poll() is None, "worker and scheduler wait for Redis instead of exiting"
     output = stop(process, signal.SIGINT)
@@ -146,7 +146,9 @@ def test_a_child_that_dies_is_restarted_while_the_others_keep_serving(
         time.sleep(0.1)
     os.killpg(child_pids(lines, "scheduler")[0], signal.SIGKILL)
     while len(child_pids(lines, "scheduler")) < 2:
-        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200  # web never went down
+        assert (
+            http_request("GET", f"{url}/healthz", timeout=5).status_code == 200
+        )  # web never went down
         assert process.poll() is None
         assert time.monotonic() < deadline, "the scheduler was not restarted"
         time.sleep(0.2)
@@ -170,7 +172,7 @@ def test_a_hang_up_stops_every_process_and_the_private_redis(
     assert not (tmp_path / "var" / "redis" / "redis.sock").exists()
     assert session_processes(process.pid) == []
     with pytest.raises(httpx.HTTPError):
-        httpx.get(f"{url}/healthz", timeout=1)
+        http_request("GET", f"{url}/healthz", timeout=1)
 
 
 def test_commands_find_the_private_redis_of_trends_up(tmp_path: Path) -> None:
@@ -180,14 +182,19 @@ def test_commands_find_the_private_redis_of_trends_up(tmp_path: Path) -> None:
     process, url = start(settings, tmp_path, "--private-redis", REDIS_URL="")
     try:
         query = {"query": "{ trends { totalCount } }"}
-        assert httpx.post(f"{url}/graphql", json=query).json()["data"]["trends"]["totalCount"] == 0
+        assert (
+            http_request("POST", f"{url}/graphql", json=query).json()["data"]["trends"][
+                "totalCount"
+            ]
+            == 0
+        )
         env = {k: v for k, v in settings_env(settings).items() if k != "REDIS_URL"}
         imported = subprocess.run(
             [TRENDS, "import", str(SAMPLE)], cwd=tmp_path, env=env, capture_output=True, text=True
         )
         assert imported.returncode == 0, imported.stderr
         assert "cache not invalidated" not in imported.stderr
-        response = httpx.post(f"{url}/graphql", json=query)
+        response = http_request("POST", f"{url}/graphql", json=query)
         assert response.json()["data"]["trends"]["totalCount"] == 44  # not the cached 0
     finally:
         stop(process, signal.SIGTERM)

@@ -13,6 +13,7 @@ from conftest import (
     FakeClock,
     code,
     delete_keys,
+    http_client,
     login,
     make_user,
     new_rate_namespace,
@@ -196,7 +197,7 @@ def multipart(size: int) -> bytes:
 def test_a_staff_upload_may_be_larger_than_the_body_limit(
     client: httpx.Client, sqlite_db: Database
 ) -> None:
-    with httpx.Client(base_url=client.base_url) as staff:
+    with http_client(base_url=client.base_url) as staff:
         login(staff, new_user(sqlite_db, staff=True))
         response = staff.post("/graphql", content=multipart(5000), headers=MULTIPART)
         assert response.json() == OK
@@ -228,7 +229,7 @@ def test_an_anonymous_upload_is_refused_before_its_body_is_read(client: httpx.Cl
 def test_a_signed_in_non_staff_upload_is_refused_with_403(
     client: httpx.Client, sqlite_db: Database, streamed: bool
 ) -> None:
-    with httpx.Client(base_url=client.base_url) as reader:
+    with http_client(base_url=client.base_url) as reader:
         login(reader, new_user(sqlite_db))
         content = multipart(100_000)
         response = reader.post(
@@ -238,7 +239,7 @@ def test_a_signed_in_non_staff_upload_is_refused_with_403(
 
 
 def test_a_staff_json_body_has_the_body_limit(client: httpx.Client, sqlite_db: Database) -> None:
-    with httpx.Client(base_url=client.base_url) as staff:
+    with http_client(base_url=client.base_url) as staff:
         login(staff, new_user(sqlite_db, staff=True))
         refusal(
             staff.post("/graphql", content=padded(2049), headers=JSON), 413, "PAYLOAD_TOO_LARGE"
@@ -264,7 +265,7 @@ def limited_app(sqlite_settings: Settings) -> Iterator[tuple[Settings, FakeClock
 def limited(limited_app: tuple[Settings, FakeClock, str]) -> Iterator[httpx.Client]:
     """An anonymous client of the rate-limited app (3 a minute; 5 for a signed-in user)."""
     limited_app[1].advance(3600)
-    with httpx.Client(base_url=limited_app[2]) as c:
+    with http_client(base_url=limited_app[2]) as c:
         yield c
 
 
@@ -286,7 +287,7 @@ def signed_in(db: Database, base_url: str, clock: Callable[[], float]) -> httpx.
             user_agent=None,
         )
     )
-    return httpx.Client(base_url=base_url, cookies={SESSION_COOKIE: token})
+    return http_client(base_url=base_url, cookies={SESSION_COOKIE: token})
 
 
 def statuses(client: httpx.Client, n: int) -> list[int]:
@@ -457,6 +458,6 @@ def test_a_client_that_leaves_before_its_body_is_read_is_no_server_error(
     with caplog.at_level(logging.ERROR), socket.create_connection((host, int(port))) as conn:
         conn.sendall(head.encode() + b'{"query": "{ __typename')
         time.sleep(0.2)  # the view is reading the body when the client goes
-    with httpx.Client(base_url=server) as client:  # and the server still answers
+    with http_client(base_url=server) as client:  # and the server still answers
         assert client.post("/graphql", json=TYPENAME).status_code == 200
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

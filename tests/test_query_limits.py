@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 import strawberry
-from conftest import code, serve, web_client, with_settings
+from conftest import code, http_client, serve, web_client, with_settings
 from graphql import get_introspection_query
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -58,7 +58,7 @@ def under_attack(
     refusals: list[str] = []
 
     def attacker() -> None:
-        with httpx.Client(base_url=str(client.base_url), timeout=30) as own:
+        with http_client(base_url=str(client.base_url), timeout=30) as own:
             while not stop.is_set():
                 body = own.post("/graphql", json=attack).json()
                 refusals.append(body["errors"][0]["extensions"]["code"])
@@ -230,7 +230,7 @@ def test_mutations_over_get_are_refused_with_405_and_never_run(sqlite_settings: 
         routes=[Route("/graphql", View(strawberry.Schema(Query, Mutation)))],
         middleware=protection_middleware(sqlite_settings, limiter),
     )
-    with serve(app) as url, httpx.Client(base_url=url) as client:
+    with serve(app) as url, http_client(base_url=url) as client:
         response = client.get(
             "/graphql",
             params={"query": "mutation { bump }"},

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from conftest import (
@@ -14,6 +13,7 @@ from conftest import (
     GraphQL,
     _drop_postgres_database,
     _recreate_postgres_database,
+    http_client,
     load,
     serve,
 )
@@ -337,7 +337,7 @@ def test_an_unexpected_error_is_masked_for_the_client_and_logged(
         _recreate_postgres_database(broken)
     app = create_app(backend.model_copy(update={"database_url": broken}))
     caplog.set_level(logging.ERROR, logger="trends_gql.errors")
-    with serve(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+    with serve(app) as base, http_client(base_url=base, timeout=30) as client:
         response = client.post("/graphql", json={"query": "{ megatrends { name } }"})
     assert response.status_code == 200
     assert response.json() == {

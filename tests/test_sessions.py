@@ -12,6 +12,7 @@ from conftest import (
     PASSWORD,
     FakeClock,
     code,
+    http_client,
     login,
     make_user,
     post,
@@ -54,7 +55,7 @@ def web(settings: Settings, db: Database, clock: FakeClock) -> Iterator[httpx.Cl
 def copy_of(client: httpx.Client, **headers: str) -> httpx.Client:
     """Another client that sends the same session cookie (a stolen or backed-up copy)."""
     cookie = client.cookies[SESSION_COOKIE]
-    return httpx.Client(base_url=client.base_url, cookies={SESSION_COOKIE: cookie}, headers=headers)
+    return http_client(base_url=client.base_url, cookies={SESSION_COOKIE: cookie}, headers=headers)
 
 
 def me(client: httpx.Client) -> str | None:
@@ -213,7 +214,7 @@ def test_my_sessions_lists_the_users_sessions_and_marks_the_current_one(
     make_user(db, ANN)
     login(web, ANN)
     clock.advance(120)
-    with httpx.Client(base_url=web.base_url, headers={"user-agent": "Phone browser"}) as phone:
+    with http_client(base_url=web.base_url, headers={"user-agent": "Phone browser"}) as phone:
         login(phone, ANN)
         listed = post(web, MY_SESSIONS)["data"]["mySessions"]
         assert [s["userAgent"] for s in listed] == ["Phone browser", listed[1]["userAgent"]]
@@ -240,7 +241,7 @@ def test_my_sessions_is_never_served_from_the_cache(web: httpx.Client, db: Datab
     login(web, ANN)
     query = "{ mySessions { id } }"
     first = web.post("/graphql", json={"query": query})
-    with httpx.Client(base_url=web.base_url) as bob:
+    with http_client(base_url=web.base_url) as bob:
         login(bob, "bob@example.org")
         second = bob.post("/graphql", json={"query": query})
         assert second.headers[CACHE_HEADER] != "hit"
