@@ -8,7 +8,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from strawberry.utils.str_converters import to_camel_case
 
 from trends_gql.core.db import utcnow
 from trends_gql.core.errors import BadUserInput, NotFound
@@ -25,7 +24,10 @@ def _validated(raw: Mapping[str, Any]) -> dict[str, Any]:
     try:
         values = validate_trend(raw)
     except InvalidTrend as exc:
-        # Named as the API names them: by Strawberry's own converter, as schema/types.py does.
+        # Named as the API names them: by Strawberry's own converter, as schema/types.py does
+        # (imported here: Strawberry takes a third of a second to import, the CLI needs none).
+        from strawberry.utils.str_converters import to_camel_case
+
         errors = [{"field": to_camel_case(e.field), "message": e.message} for e in exc.errors]
         raise BadUserInput(
             "; ".join(f"{e['field']}: {e['message']}" for e in errors),
