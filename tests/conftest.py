@@ -496,8 +496,8 @@ def trends_environment(settings: Settings) -> Iterator[None]:
         get_settings.cache_clear()
 
 
-def work(settings: Settings) -> bool:
-    """Carry out the jobs of the test's queue in this process with RQ's SimpleWorker, until the
+def work(settings: Settings, worker_class: type[SimpleWorker] = InProcessWorker) -> bool:
+    """Carry out the jobs of the test's queue in this process with `worker_class`, until the
     queue is empty; whether any job ran. Jobs read their settings from the environment, so the
     environment of `trends worker` with these settings is theirs while they run."""
     connection = redis.Redis.from_url(settings.redis_url)
@@ -505,7 +505,7 @@ def work(settings: Settings) -> bool:
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with trends_environment(settings):
-            return InProcessWorker(queues, connection=connection).work(burst=True)
+            return worker_class(queues, connection=connection).work(burst=True)
     finally:
         for sig, handler in handlers.items():  # the worker's own stop their process on Ctrl-C
             signal.signal(sig, handler)

@@ -17,6 +17,7 @@ import pytest
 from conftest import (
     SAMPLE,
     TRENDS,
+    InProcessWorker,
     code,
     csv_text,
     generate_csv,
@@ -31,6 +32,7 @@ from conftest import (
     work,
     work_in_a_worker_process,
 )
+from rq.timeouts import BaseDeathPenalty
 
 from trends_gql.core.db import Database
 from trends_gql.core.pagination import encode_id
@@ -535,6 +537,37 @@ def test_an_import_stopped_by_the_job_timeout_fails_with_nothing_created(
         "the import ran longer than JOB_TIMEOUT (1 s) and was stopped: nothing was imported"
     )
     assert (run["rowsCreated"], run["rowsSkipped"]) == (0, 0)
+    assert total(staff) == 0
+
+
+class _LostAlarm(BaseDeathPenalty):
+    """RQ's time limit whose alarm never arrives: as when its exception is raised inside a
+    finalizer, where Python only prints it (seen under load)."""
+
+    def setup_death_penalty(self) -> None:
+        pass
+
+    def cancel_death_penalty(self) -> None:
+        pass
+
+
+class _AlarmLosingWorker(InProcessWorker):
+    death_penalty_class = _LostAlarm
+
+
+def test_an_import_whose_timeout_alarm_is_lost_is_stopped_at_its_timeout_all_the_same(
+    staff: httpx.Client, jobs_settings: Settings, db: Database, big: Path
+) -> None:
+    settings = with_settings(jobs_settings, job_timeout=1)
+    drop(settings.media_dir, "big.csv", big.read_bytes())
+    [queued] = intake.scan(db, settings)
+    assert queued.id is not None
+    work(settings, _AlarmLosingWorker)
+    run = run_of(staff, encode_id(queued.id, "ImportRun"))
+    assert (run["status"], run["message"]) == (
+        "FAILED",
+        "the import ran longer than JOB_TIMEOUT (1 s) and was stopped: nothing was imported",
+    )
     assert total(staff) == 0
 
 

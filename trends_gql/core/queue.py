@@ -4,6 +4,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -167,6 +168,23 @@ def current_timeout(default: int) -> int:
     """The timeout (s) of the RQ job being carried out here; `default` outside a job."""
     job = get_current_job()
     return int(job.timeout) if job is not None and job.timeout else default
+
+
+def deadline_check() -> Callable[[], None]:
+    """A check that raises JobTimeout once the RQ job carried out here has run past its timeout.
+
+    RQ stops a job with an alarm signal, whose exception is lost when it lands in a finalizer
+    (Python only prints it): a long job calls this between steps as well."""
+    job = get_current_job()
+    if job is None or not job.timeout or job.timeout < 0:
+        return lambda: None
+    timeout, deadline = job.timeout, time.monotonic() + job.timeout
+
+    def check() -> None:
+        if time.monotonic() > deadline:
+            raise JobTimeout(f"Task exceeded maximum timeout value ({timeout} seconds)")
+
+    return check
 
 
 def _job_process_alive(job: Job) -> bool | None:

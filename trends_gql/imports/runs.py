@@ -130,9 +130,16 @@ def _import(
             report,
         )
     # SQLite has one writer at a time: progress writes would wait for the import's transaction.
-    record = None if db.dialect == "sqlite" else (lambda r: db.call_sync(_progress, run.id, r))
+    record = db.dialect != "sqlite"
+    past_timeout = queue.deadline_check()
+
+    def progress(report: ImportReport) -> None:
+        past_timeout()
+        if record:
+            db.call_sync(_progress, run.id, report)
+
     try:
-        if record is not None:
+        if record:
             db.call_sync(_total, run.id, TrendCsvReader(Path(run.stored_path)).count_rows())
         with db.session() as session:
             report = import_trends(
@@ -141,7 +148,7 @@ def _import(
                 dry_run=run.dry_run,
                 batch_size=settings.import_batch_size,
                 max_errors=settings.import_max_errors,
-                on_progress=record,
+                on_progress=progress,
             )
     except CsvFormatError as exc:
         return RunStatus.FAILED, str(exc), None
