@@ -32,8 +32,8 @@ run: migrate ## install, migrate, run web (http://$(HOST):$(PORT)/graphql), work
 serve: migrate ## the web process alone
 	$(BIN)/trends serve --host $(HOST) --port $(PORT)
 
-test: install ## run the tests on SQLite and PostgreSQL (TEST_DATABASE_URL), two at a time
-	$(BIN)/pytest -n 2 --dist loadgroup
+test: install ## run the tests on SQLite and PostgreSQL (TEST_DATABASE_URL), three at a time
+	$(BIN)/pytest -n 3 --dist loadgroup
 
 LOWEST := .venv-lowest
 test-lowest: install ## the tests again, in .venv-lowest, on the lowest versions pyproject.toml allows
@@ -42,7 +42,7 @@ test-lowest: install ## the tests again, in .venv-lowest, on the lowest versions
 	$(LOWEST)/bin/python .ci/lowest.py pyproject.toml > $(LOWEST)/lowest.txt
 	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/lowest.txt -e '.[dev,run]'
 	$(LOWEST)/bin/python -m pip check
-	$(LOWEST)/bin/pytest -n 2 --dist loadgroup
+	$(LOWEST)/bin/pytest -n 3 --dist loadgroup
 
 lint: install ## ruff check and format check, mypy (strict) on trends_gql and jobs
 	$(BIN)/ruff check .
