@@ -146,9 +146,11 @@ def test_plain_reads_are_prepared_and_answer_as_graphql_core(apps: tuple[Any, An
              a: trends(first: 2) { t: totalCount nodes { ...F } nodes { megatrend id }
                                    edges { node { ... on Trend { steepl } } __typename } }
              b: trend(id: "VHJlbmQ6MQ") { ...F }
-             r: macrotrendReadiness(megatrend: "ai") { __typename macrotrend n: trendCount } }
+             r: macrotrendReadiness(megatrend: "ai") { __typename macrotrend n: trendCount }
+             m: megatrends { n: trendCount __typename name } }
            fragment F on Trend { __typename id updatedAt technologyReadinessLevel }""",
         '{ macrotrendReadiness(megatrend: "no such megatrend") { macrotrend } }',
+        "{ megatrends { name trendCount macrotrendCount } }",
         '{ trend(id: "VHJlbmQ6OTk5OTk5") { id } }',  # well formed, no such row: null
     ]
     for document in documents:
@@ -243,7 +245,7 @@ def test_a_valid_document_with_variables_it_cannot_take_is_answered_the_usual_wa
 def test_selections_that_are_not_plain_are_answered_the_usual_way(apps: tuple[Any, Any]) -> None:
     for document in (
         "{ trends(first: 2) { nodes { id megatrend @include(if: true) } } }",
-        "{ megatrends { name trendCount } trends(first: 1) { nodes { id } } }",
+        "{ trendFacets { total } trends(first: 1) { nodes { id } } }",
         '{ me { email } trend(id: "VHJlbmQ6MQ") { id } }',
         "{ __schema { queryType { name } } }",
     ):

@@ -2,14 +2,14 @@
 
 graphql-core's execution, with Strawberry's extensions around it, costs a request several
 times what its statements cost the database. A query whose root fields are reads of trends
-(`trends`, `trend`, `macrotrendReadiness`, `__typename`) with plain selections
+(`trends`, `trend`, `macrotrendReadiness`, `megatrends`, `__typename`) with plain selections
 (schema/completion.py) is answered here instead, once it has been answered without errors the
 usual way (which proves that it parses within the token limit and is valid):
 
 - once per document and variables: the same document limits (limits.over_limits, the cost
   budget), the same coercion of variables and arguments (graphql-core's, then Strawberry's),
   the same services' statements for the same arguments (page_query, trends_statement,
-  readiness_statement), compiled (core/reads.py);
+  readiness_statement, MEGATRENDS), compiled (core/reads.py);
 - per request: the statements read on one connection (without a worker thread on
   PostgreSQL), their rows completed as graphql-core completes them (the `nodes` of a page
   rendered as JSON by PostgreSQL: schema/roots.py), encoded as the view does.

@@ -140,11 +140,25 @@ def _readiness(
     return FieldRead([statement], lambda rows: [made(*row) for row in rows[0]])
 
 
+def _megatrends(
+    field: GraphQLField,
+    nodes: list[FieldNode],
+    fragments: Fragments,
+    args: dict[str, Any],
+    settings: Settings,
+    rendered: Rendered,
+) -> FieldRead:
+    """Query.megatrends: one row per megatrend."""
+    made = aggregates.MegatrendSummary
+    return FieldRead([aggregates.MEGATRENDS], lambda rows: [made(*row) for row in rows[0]])
+
+
 # The root fields read here, by name: what each reads for its converted arguments.
 ROOTS: dict[str, RootRead] = {
     "trends": _trends,
     "trend": _trend,
     "macrotrendReadiness": _readiness,
+    "megatrends": _megatrends,
 }
 
 

@@ -31,8 +31,8 @@ def _total(counts: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
     return sa.cast(sa.func.sum(counts), sa.Integer)
 
 
-def megatrend_summaries(session: Session) -> list[MegatrendSummary]:
-    """Each megatrend (case-insensitively) with its trend and distinct macrotrend counts."""
+def _megatrends() -> sa.Select[Any]:
+    """The statement of megatrend_summaries: one row of its fields per megatrend."""
     name = sa.func.min(S.megatrend)
     macrotrends = sa.func.count(sa.distinct(sa.func.lower(S.macrotrend)))
     stmt = (
@@ -40,7 +40,15 @@ def megatrend_summaries(session: Session) -> list[MegatrendSummary]:
         .group_by(sa.func.lower(S.megatrend))
         .order_by(name)
     )
-    return [MegatrendSummary(*row) for row in session.execute(stmt)]
+    return cast(sa.Select[Any], stmt)
+
+
+MEGATRENDS = _megatrends()
+
+
+def megatrend_summaries(session: Session) -> list[MegatrendSummary]:
+    """Each megatrend (case-insensitively) with its trend and distinct macrotrend counts."""
+    return [MegatrendSummary(*row) for row in session.execute(MEGATRENDS)]
 
 
 @dataclass(frozen=True)
