@@ -140,15 +140,8 @@ def _readiness(
     return FieldRead([statement], lambda rows: [made(*row) for row in rows[0]])
 
 
-def _megatrends(
-    field: GraphQLField,
-    nodes: list[FieldNode],
-    fragments: Fragments,
-    args: dict[str, Any],
-    settings: Settings,
-    rendered: Rendered,
-) -> FieldRead:
-    """Query.megatrends: one row per megatrend."""
+def _megatrends(*_: Any, **__: Any) -> FieldRead:
+    """Query.megatrends: one row per megatrend (it takes no arguments)."""
     made = aggregates.MegatrendSummary
     return FieldRead([aggregates.MEGATRENDS], lambda rows: [made(*row) for row in rows[0]])
 
