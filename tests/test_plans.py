@@ -1,16 +1,18 @@
 """Query plans: every documented query reads an index or a bounded scan, never the whole table."""
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import GraphQL, generate_csv, load
-from starlette.applications import Starlette
+from conftest import GraphQL, generate_csv, http_client, load, post, serve, with_settings
 
 from trends_gql.core import plans
 from trends_gql.core.db import Database
+from trends_gql.core.settings import Settings
+from trends_gql.web.app import create_app
 
 ROWS = 20_000
 CONNECTION = "totalCount pageInfo { hasNextPage endCursor } nodes { id macrotrend steepl }"
@@ -70,7 +72,7 @@ def deep_cursor(gql: GraphQL, order: str) -> str:
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_every_documented_query_reads_an_index_or_a_bounded_scan(
-    app: Starlette, gql: GraphQL, db: Database, tmp_path: Path
+    backend: Settings, db: Database, tmp_path: Path
 ) -> None:
     # One import, then a later one: updatedSince finds the last hundredth, as a sync does.
     generated = generate_csv(ROWS, tmp_path / "trends.csv")
@@ -84,17 +86,21 @@ def test_every_documented_query_reads_an_index_or_a_bounded_scan(
         # and the planner's choices would depend on what ran before on this database.
         conn.exec_driver_sql("VACUUM (FULL, ANALYZE) trend")
         since = conn.execute(sa.text("SELECT max(updated_at) FROM trend")).scalar_one()
-    cursors = {order: deep_cursor(gql, order) for order in ORDERS}
+    # The engine records the usual way's statements; prepared reads send the very same ones
+    # (tests/test_prepared.py) on connections of their own.
+    app = create_app(with_settings(backend, prepared_reads=False))
     engine = app.state.db.engine
     unbounded: dict[str, list[Any]] = {}
-    for query in documented(json.dumps(since.isoformat()), cursors):
-        with plans.recorded(engine) as sent:
-            body = gql(query)
-        assert "errors" not in body, (query, body)
-        reads = [s for s in sent if "FROM trend" in s.sql]
-        assert reads, f"no statement read trend for {query}"
-        with engine.connect() as conn:
-            found = [plans.explain(conn, s, analyze=False) for s in reads]
-        if scans := [p.summary() for p in found if "trend" in p.unbounded]:
-            unbounded[query] = scans
+    with serve(app) as url, http_client(base_url=url, timeout=60) as client:
+        cursors = {order: deep_cursor(partial(post, client), order) for order in ORDERS}
+        for query in documented(json.dumps(since.isoformat()), cursors):
+            with plans.recorded(engine) as sent:
+                body = post(client, query)
+            assert "errors" not in body, (query, body)
+            reads = [s for s in sent if "FROM trend" in s.sql]
+            assert reads, f"no statement read trend for {query}"
+            with engine.connect() as conn:
+                found = [plans.explain(conn, s, analyze=False) for s in reads]
+            if scans := [p.summary() for p in found if "trend" in p.unbounded]:
+                unbounded[query] = scans
     assert unbounded == {}

@@ -151,6 +151,12 @@ def test_plain_reads_are_prepared_and_answer_as_graphql_core(apps: tuple[Any, An
            fragment F on Trend { __typename id updatedAt technologyReadinessLevel }""",
         '{ macrotrendReadiness(megatrend: "no such megatrend") { macrotrend } }',
         "{ megatrends { name trendCount macrotrendCount } }",
+        """{ trendFacets { total steepl { value count } megatrend { value count }
+             technologyReadinessLevel { value count } impactStrength { count value } } }""",
+        """query Facets($f: TrendFilter) { trendFacets(filter: $f) { total steepl { value } } }""",
+        """{ trendFacets(filter: {search: "safety", publicationsMin: 0}) {
+             total megatrend { value count } } }""",
+        '{ trendFacets(filter: {megatrend: "ai", steeplIn: [E, T]}) { impactStrength { value } } }',
         '{ trend(id: "VHJlbmQ6OTk5OTk5") { id } }',  # well formed, no such row: null
     ]
     for document in documents:
@@ -245,7 +251,6 @@ def test_a_valid_document_with_variables_it_cannot_take_is_answered_the_usual_wa
 def test_selections_that_are_not_plain_are_answered_the_usual_way(apps: tuple[Any, Any]) -> None:
     for document in (
         "{ trends(first: 2) { nodes { id megatrend @include(if: true) } } }",
-        "{ trendFacets { total } trends(first: 1) { nodes { id } } }",
         '{ me { email } trend(id: "VHJlbmQ6MQ") { id } }',
         "{ __schema { queryType { name } } }",
     ):

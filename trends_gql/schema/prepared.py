@@ -2,14 +2,14 @@
 
 graphql-core's execution, with Strawberry's extensions around it, costs a request several
 times what its statements cost the database. A query whose root fields are reads of trends
-(`trends`, `trend`, `macrotrendReadiness`, `megatrends`, `__typename`) with plain selections
-(schema/completion.py) is answered here instead, once it has been answered without errors the
-usual way (which proves that it parses within the token limit and is valid):
+(`trends`, `trend`, `macrotrendReadiness`, `megatrends`, `trendFacets`, `__typename`) with plain
+selections (schema/completion.py) is answered here instead, once it has been answered without
+errors the usual way (which proves that it parses within the token limit and is valid):
 
 - once per document and variables: the same document limits (limits.over_limits, the cost
   budget), the same coercion of variables and arguments (graphql-core's, then Strawberry's),
   the same services' statements for the same arguments (page_query, trends_statement,
-  readiness_statement, MEGATRENDS), compiled (core/reads.py);
+  readiness_statement, MEGATRENDS, facets_statement), compiled (core/reads.py);
 - per request: the statements read on one connection (without a worker thread on
   PostgreSQL), their rows completed as graphql-core completes them (the `nodes` of a page
   rendered as JSON by PostgreSQL: schema/roots.py), encoded as the view does.
@@ -54,7 +54,7 @@ from trends_gql.schema.caching import request_parts
 from trends_gql.schema.completion import TYPENAME, Complete, Fragments, NotPlain, collect, completer
 from trends_gql.schema.complexity import Figures
 from trends_gql.schema.limits import DOCUMENT_CACHE_SIZE, over_limits, parse_document
-from trends_gql.schema.roots import ROOTS, FieldRead, Rendered, Rows, rendered_nodes
+from trends_gql.schema.roots import ROOTS, FieldRead, Rendered, RootCall, Rows, rendered_nodes
 from trends_gql.web.measurement import note_operation
 
 if TYPE_CHECKING:
@@ -164,9 +164,8 @@ def prepare(
             definition = root.field.extensions["strawberry-definition"]
             raw = get_argument_values(root.field, root.nodes[0], coerced)
             args = convert_arguments(raw, definition.arguments, registry, config)
-            read = ROOTS[root.name](
-                root.field, root.nodes, plan.fragments, args, settings, root.rendered
-            )
+            call = RootCall(root.field, root.nodes, plan.fragments, args, settings, root.rendered)
+            read = ROOTS[root.name](call)
         span = slice(len(statements), len(statements) + len(read.statements))
         statements += read.statements
         fields.append((root.key, span, read.source, root.complete))

@@ -8,7 +8,7 @@ Query.trends' `nodes` may come as JSON that PostgreSQL writes beside each row of
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -19,7 +19,7 @@ from trends_gql.core.settings import Settings
 from trends_gql.schema.completion import Complete, Fallback, Fragments, collect
 from trends_gql.schema.query import page_arguments
 from trends_gql.schema.rendering import read_columns, trend_json
-from trends_gql.schema.types import TREND_COLUMNS, TrendConnection
+from trends_gql.schema.types import TREND_COLUMNS, TrendConnection, TrendFacets
 from trends_gql.trends import aggregates, queries
 
 Rows = list[list[Any]]  # the rows of each of a field's statements
@@ -36,16 +36,19 @@ class FieldRead:
     source: Callable[[Rows], Any]
 
 
-class RootRead(Protocol):
-    def __call__(
-        self,
-        field: GraphQLField,
-        nodes: list[FieldNode],
-        fragments: Fragments,
-        args: dict[str, Any],
-        settings: Settings,
-        rendered: Rendered,
-    ) -> FieldRead: ...
+@dataclass(frozen=True)
+class RootCall:
+    """What a root field's read is made of."""
+
+    field: GraphQLField
+    nodes: list[FieldNode]
+    fragments: Fragments
+    args: dict[str, Any]  # converted as Strawberry converts them for the resolver
+    settings: Settings
+    rendered: Rendered  # JSON columns PostgreSQL writes for it (rendered_nodes)
+
+
+RootRead = Callable[[RootCall], FieldRead]
 
 
 def _selected(
@@ -72,15 +75,9 @@ def _object(field: GraphQLField) -> GraphQLObjectType:
     return type_
 
 
-def _trends(
-    field: GraphQLField,
-    nodes: list[FieldNode],
-    fragments: Fragments,
-    args: dict[str, Any],
-    settings: Settings,
-    rendered: Rendered,
-) -> FieldRead:
+def _trends(call: RootCall) -> FieldRead:
     """Query.trends: one page, and its count when totalCount is selected."""
+    field, nodes, fragments, rendered = call.field, call.nodes, call.fragments, call.rendered
     connection = _object(field)
     groups = _selected(connection, nodes, fragments)
     completed = {key: group for key, group in groups.items() if _label(key) not in rendered}
@@ -89,8 +86,9 @@ def _trends(
     columns = _columns(trend, _named(completed, "nodes") + _named(edges, "node"), fragments)
     read = set(columns).union(*(read_columns(trend, g, fragments) for g in rendered.values()))
     with_total = bool(_named(groups, "totalCount"))
-    arguments = page_arguments(**args)
-    query = queries.page_query(**arguments, columns=read, max_page_size=settings.max_page_size)
+    arguments = page_arguments(**call.args)
+    page_size = call.settings.max_page_size
+    query = queries.page_query(**arguments, columns=read, max_page_size=page_size)
     statement = query.statement
     if rendered:  # the page's rows, and their JSON beside the columns Python still reads
         page = statement.subquery()
@@ -112,38 +110,34 @@ def _trends(
     return FieldRead(statements, source)
 
 
-def _trend(
-    field: GraphQLField,
-    nodes: list[FieldNode],
-    fragments: Fragments,
-    args: dict[str, Any],
-    settings: Settings,
-    rendered: Rendered,
-) -> FieldRead:
+def _trend(call: RootCall) -> FieldRead:
     """Query.trend: the row of its id, or null."""
-    pk = decode_id(args["id"])
-    statement = queries.trends_statement([pk], _columns(_object(field), nodes, fragments))
+    pk = decode_id(call.args["id"])
+    columns = _columns(_object(call.field), call.nodes, call.fragments)
+    statement = queries.trends_statement([pk], columns)
     return FieldRead([statement], lambda rows: next(iter(rows[0]), None))
 
 
-def _readiness(
-    field: GraphQLField,
-    nodes: list[FieldNode],
-    fragments: Fragments,
-    args: dict[str, Any],
-    settings: Settings,
-    rendered: Rendered,
-) -> FieldRead:
+def _readiness(call: RootCall) -> FieldRead:
     """Query.macrotrendReadiness: one row per macrotrend."""
-    statement = aggregates.readiness_statement(args["megatrend"])
+    statement = aggregates.readiness_statement(call.args["megatrend"])
     made = aggregates.MacrotrendReadiness
     return FieldRead([statement], lambda rows: [made(*row) for row in rows[0]])
 
 
-def _megatrends(*_: Any, **__: Any) -> FieldRead:
-    """Query.megatrends: one row per megatrend (it takes no arguments)."""
+def _megatrends(call: RootCall) -> FieldRead:
+    """Query.megatrends: one row per megatrend."""
     made = aggregates.MegatrendSummary
     return FieldRead([aggregates.MEGATRENDS], lambda rows: [made(*row) for row in rows[0]])
+
+
+def _facets(call: RootCall) -> FieldRead:
+    """Query.trendFacets: (facet, value, count) rows, under the filter."""
+    found = call.args.get("filter")
+    statement = aggregates.facets_statement(found.to_query() if found else None)
+    return FieldRead(
+        [statement], lambda rows: TrendFacets.from_facets(aggregates.facets_of(rows[0]))
+    )
 
 
 # The root fields read here, by name: what each reads for its converted arguments.
@@ -152,6 +146,7 @@ ROOTS: dict[str, RootRead] = {
     "trend": _trend,
     "macrotrendReadiness": _readiness,
     "megatrends": _megatrends,
+    "trendFacets": _facets,
 }
 
 

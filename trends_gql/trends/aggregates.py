@@ -118,8 +118,8 @@ def _counts(trend_filter: TrendFilter | None) -> sa.CTE:
     return stmt.cte("counts")
 
 
-def trend_facets(session: Session, trend_filter: TrendFilter | None = None) -> Facets:
-    """Row counts per value of each enum and per megatrend, in one SQL statement."""
+def facets_statement(trend_filter: TrendFilter | None) -> sa.Select[Any]:
+    """The statement of trend_facets: (facet, value, count) rows, in one SQL statement."""
     counts = _counts(trend_filter)
     c = counts.c
     parts = [
@@ -133,10 +133,14 @@ def trend_facets(session: Session, trend_filter: TrendFilter | None = None) -> F
             sa.literal("megatrend"), sa.func.min(c.megatrend), _total(c.trend_count)
         ).group_by(sa.func.lower(c.megatrend))
     )
+    return sa.select(sa.union_all(*parts).subquery())
+
+
+def facets_of(rows: Iterable[Any]) -> Facets:
+    """The facets of facets_statement's rows."""
     facets = Facets()
     # A missing readiness level comes back as NULL, which SQLAlchemy's column types leave out.
-    rows = cast(Iterable[tuple[str, str | None, int]], session.execute(sa.union_all(*parts)))
-    for facet, value, count in rows:
+    for facet, value, count in cast(Iterable[tuple[str, str | None, int]], rows):
         if facet in fields.CHOICES:
             value = "NONE" if value is None else fields.CHOICES[facet](value).name
         getattr(facets, facet).append((value, count))
@@ -144,3 +148,8 @@ def trend_facets(session: Session, trend_filter: TrendFilter | None = None) -> F
         getattr(facets, name).sort(key=lambda vc: (-vc[1], vc[0]))
     facets.total = sum(count for _, count in facets.steepl)
     return facets
+
+
+def trend_facets(session: Session, trend_filter: TrendFilter | None = None) -> Facets:
+    """Row counts per value of each enum and per megatrend, in one SQL statement."""
+    return facets_of(session.execute(facets_statement(trend_filter)))
