@@ -548,3 +548,15 @@ def test_the_worker_logs_each_run_with_its_outcome_and_counts(
         r"\d+ trends written in \d+\.\d\d s\n",
         err,
     ), err
+
+
+def test_the_cli_and_the_jobs_start_without_importing_strawberry_or_graphql_core() -> None:
+    # Each `trends` process would spend a third of a second importing what only the web needs.
+    probe = (
+        "import sys, trends_gql.cli, trends_gql.jobs.imports, trends_gql.jobs.exports; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'strawberry', 'graphql'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"

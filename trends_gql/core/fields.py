@@ -156,3 +156,11 @@ CHOICES: dict[str, type[StrEnum]] = {
 # The fields of a count, by the short name (their first alias) of their filter's bounds:
 # publicationsMin and publicationsMax, patentsMin and patentsMax.
 COUNTS: dict[str, str] = {f.aliases[0]: f.name for f in TREND_FIELDS if isinstance(f.rule, Count)}
+
+
+def api_name(name: str) -> str:
+    """The GraphQL name of a field or argument `name`: Strawberry's own camel-casing."""
+    # Imported here: Strawberry takes a third of a second to import, which only the web needs.
+    from strawberry.utils.str_converters import to_camel_case
+
+    return to_camel_case(name)

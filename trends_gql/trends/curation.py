@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from trends_gql.core.db import utcnow
 from trends_gql.core.errors import BadUserInput, NotFound
-from trends_gql.core.fields import FIELDS
+from trends_gql.core.fields import FIELDS, api_name
 from trends_gql.core.models import TREND_TABLE
 from trends_gql.core.pagination import encode_id
 from trends_gql.core.validation import InvalidTrend, fingerprint, validate_trend
@@ -24,11 +24,7 @@ def _validated(raw: Mapping[str, Any]) -> dict[str, Any]:
     try:
         values = validate_trend(raw)
     except InvalidTrend as exc:
-        # Named as the API names them: by Strawberry's own converter, as schema/types.py does
-        # (imported here: Strawberry takes a third of a second to import, the CLI needs none).
-        from strawberry.utils.str_converters import to_camel_case
-
-        errors = [{"field": to_camel_case(e.field), "message": e.message} for e in exc.errors]
+        errors = [{"field": api_name(e.field), "message": e.message} for e in exc.errors]
         raise BadUserInput(
             "; ".join(f"{e['field']}: {e['message']}" for e in errors),
             field=errors[0]["field"],

@@ -88,10 +88,7 @@ def text_argument(value: str, field: str) -> str:
 
 def _values(f: TrendFilter, name: str) -> tuple[str, Sequence[Any] | None]:
     """The API name of the list `name` of a filter, and its values within MAX_FILTER_VALUES."""
-    # Strawberry takes a third of a second to import: only the web loads it up front.
-    from strawberry.utils.str_converters import to_camel_case
-
-    api_name = to_camel_case(name)
+    api_name = fields.api_name(name)
     values: Sequence[Any] | None = getattr(f, name)
     if values is not None and len(values) > MAX_FILTER_VALUES:
         raise too_many_entries(api_name, MAX_FILTER_VALUES, len(values))
