@@ -1,8 +1,9 @@
 """Database helpers: UTC times, and reads that share a bounded pool."""
 
+import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -193,6 +194,78 @@ def many_trends(backend: Settings, db: Database, tmp_path: Path) -> Database:
         pytest.skip("the statement time limit is PostgreSQL's")
     assert load(db, tmp_path, generate_csv(40_000, tmp_path / "many.csv")).created == 40_000
     return db
+
+
+class _Interrupt(Exception):
+    """What a signal handler raises in the middle of a database call, as RQ's job timeout does."""
+
+
+def _interrupted_after(seconds: float, call: Callable[[], object]) -> None:
+    def interrupt(signum: int, frame: object) -> None:
+        raise _Interrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        with pytest.raises(_Interrupt):  # the interruption itself, not what it left behind
+            call()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _one_connection(db: Database) -> Database:
+    return Database(db.engine.url.render_as_string(hide_password=False), pool_size=1)
+
+
+_IN_PROCESS = "SQLite runs in this process: a signal's exception waits for its call to return"
+
+
+def _select_one(session: Session) -> object:
+    return session.execute(sa.text("SELECT 1")).scalar()
+
+
+def test_a_statement_interrupted_by_a_signal_raises_that_and_leaves_the_pool_healthy(
+    db: Database,
+) -> None:
+    if db.dialect == "sqlite":
+        pytest.skip(_IN_PROCESS)
+    one = _one_connection(db)
+    try:
+        _interrupted_after(
+            0.2, lambda: one.call_sync(lambda s: s.execute(sa.text("SELECT pg_sleep(5)")).all())
+        )
+        assert one.call_sync(_select_one) == 1
+        assert one.engine.pool.checkedout() == 0
+    finally:
+        one.dispose()
+
+
+def _slow_commit(session: Session) -> None:
+    # A deferred trigger runs at COMMIT: the interruption lands while the commit waits.
+    for statement in (
+        "CREATE TEMP TABLE slow_commit (x int)",
+        "CREATE FUNCTION pg_temp.sleep_a_while() RETURNS trigger LANGUAGE plpgsql "
+        "AS $$ BEGIN PERFORM pg_sleep(5); RETURN NULL; END $$",
+        "CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON slow_commit "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pg_temp.sleep_a_while()",
+        "INSERT INTO slow_commit VALUES (1)",
+    ):
+        session.execute(sa.text(statement))
+    session.commit()
+
+
+def test_a_commit_interrupted_by_a_signal_raises_that_and_leaves_the_pool_healthy(
+    db: Database,
+) -> None:
+    if db.dialect == "sqlite":
+        pytest.skip(_IN_PROCESS)
+    one = _one_connection(db)
+    try:
+        _interrupted_after(0.5, lambda: one.call_sync(_slow_commit))
+        assert one.call_sync(_select_one) == 1
+    finally:
+        one.dispose()
 
 
 def test_a_statement_beyond_the_web_time_limit_is_query_timeout_and_the_pool_stays_healthy(

@@ -18,6 +18,7 @@ import anyio.to_thread
 import psycopg
 import psycopg.errors
 import sqlalchemy as sa
+from psycopg import pq
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, sessionmaker
 from sqlalchemy.sql import operators
@@ -88,9 +89,28 @@ def create_db_engine(url: str, pool_size: int = 10, statement_timeout_ms: int = 
     connect_args = postgres_connect_args(url, statement_timeout_ms)
     # No overflow: Database.run and .read never ask for more connections than the pool holds,
     # and overflow connections would be opened and closed per request under load.
-    return sa.create_engine(
+    engine = sa.create_engine(
         url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0, connect_args=connect_args
     )
+    sa.event.listen(engine, "handle_error", _discard_interrupted)
+    return engine
+
+
+def _discard_interrupted(context: sa.engine.ExceptionContext) -> None:
+    """Discard a connection left in the middle of a command, not return it to the pool.
+
+    A signal's exception (RQ's job timeout) can land while psycopg waits for the server: the
+    command is still running there, and the connection can neither roll back nor serve anyone.
+    """
+    conn = context.connection
+    if conn is None or conn.invalidated:
+        return
+    driver = conn.connection.driver_connection
+    if isinstance(driver, psycopg.Connection) and (
+        driver.pgconn.transaction_status == pq.TransactionStatus.ACTIVE
+    ):
+        context.is_disconnect = True
+        context.invalidate_pool_on_disconnect = False  # the others are sound
 
 
 def postgres_connect_args(url: str, statement_timeout_ms: int = 0) -> dict[str, Any]:
