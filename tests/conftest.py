@@ -104,6 +104,9 @@ def make_settings(database_url: str, tmp: Path) -> Settings:
         # The whole suite calls one app from 127.0.0.1; tests of the limits make apps of their own.
         rate_limit_anon=0,
         rate_limit_user=0,
+        # A login is refused when Redis does not answer in time: on a busy machine a new
+        # connection can take longer than production's 0.25 s (tests of stalls set their own).
+        rate_limit_timeout=5,
     )
 
 
@@ -388,6 +391,27 @@ def web_client(
         http_client(base_url=url, timeout=10) as client,
     ):
         yield client
+
+
+_UNGROUPED = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(trylast=True)  # after xdist's own, which names each item's group in its id
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Fail the tests that `--dist loadgroup` would not keep on their group's worker."""
+    if not config.getoption("loadgroup", False):  # set in xdist's workers only
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+            item.stash[_UNGROUPED] = (
+                "pytest-xdist does not keep this test's xdist_group on one worker with this "
+                "pytest: tests that share global state would run at once (see pyproject.toml)"
+            )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if _UNGROUPED in item.stash:
+        pytest.fail(item.stash[_UNGROUPED], pytrace=False)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -31,9 +31,8 @@ ME = "{ me { email isStaff } }"
 def web(
     backend: Settings, db: Database, clock: FakeClock, rate_namespace: str
 ) -> Iterator[httpx.Client]:
-    """A client of an app of its own, with a fake clock. A Redis answer may take a while on a
-    busy test machine: the limits' in-process stand-in would count apart from Redis."""
-    settings = with_settings(backend, rate_limit_namespace=rate_namespace, rate_limit_timeout=5)
+    """A client of an app of its own, with a fake clock."""
+    settings = with_settings(backend, rate_limit_namespace=rate_namespace)
     with web_client(settings, clock) as client:
         yield client
 

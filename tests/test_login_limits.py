@@ -30,8 +30,7 @@ def email(sqlite_settings: Settings) -> str:
 
 @pytest.fixture
 def settings(sqlite_settings: Settings, rate_namespace: str) -> Settings:
-    # A Redis answer may take a while on a loaded test machine; the outage tests stop it outright.
-    return with_settings(sqlite_settings, rate_limit_namespace=rate_namespace, rate_limit_timeout=5)
+    return with_settings(sqlite_settings, rate_limit_namespace=rate_namespace)
 
 
 @pytest.fixture
