@@ -2,7 +2,9 @@
 connections they use behave as the engine's do (statement timeout, failures, pool size)."""
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +138,74 @@ async def test_concurrent_reads_share_at_most_the_pools_connections(
             assert len(pool.idle) == 2
     finally:
         reads.close()
+
+
+@contextlib.contextmanager
+def own_reads(settings: Settings, **options: Any) -> Iterator[Reads]:
+    """Reads of the settings' database through a Database of their own, closed after."""
+    db = Database(settings.database_url)
+    reads = Reads(db, **{"pool_size": 1, **options})
+    try:
+        yield reads
+    finally:
+        reads.close()
+        db.dispose()
+
+
+_PREPARED_HERE = sa.select(sa.func.count()).select_from(sa.text("pg_prepared_statements"))
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_statement_is_prepared_once_per_connection_and_read_again_as_prepared(
+    backend: Settings,
+) -> None:
+    with own_reads(backend) as reads:
+        by_id = reads.prepare([queries.trends_statement([1, 2], COLUMNS)])
+        for _ in range(3):
+            await reads.fetch(by_id)
+        # This connection's statements: the read of trends, and the count itself.
+        assert await reads.fetch(reads.prepare([_PREPARED_HERE])) == [[(2,)]]
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_the_statements_prepared_on_a_connection_are_bounded(backend: Settings) -> None:
+    with own_reads(backend, prepared_max=5) as reads:
+        for i in range(12):
+            rows = await reads.fetch(reads.prepare([sa.select(sa.literal_column(str(i)))]))
+            assert rows == [[(i,)]]
+        (count,) = (await reads.fetch(reads.prepare([_PREPARED_HERE])))[0][0]
+        assert 1 <= count <= 5
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_reading_through_libpq_costs_less_cpu_than_psycopgs_cursor(
+    backend: Settings,
+) -> None:
+    # Why reads go through libpq and psycopg's adapters, not its cursor: the day this fails,
+    # the cursor is as cheap, and the code that goes round it should go.
+    url = sa.make_url(backend.database_url).set(drivername="postgresql")
+    connecting = psycopg.AsyncConnection.connect(
+        url.render_as_string(hide_password=False), autocommit=True
+    )
+    async with await connecting as conn:
+        with own_reads(backend) as reads:
+            (read,) = prepared = reads.prepare([queries.trends_statement([1, 2], COLUMNS)])
+
+            async def through_the_cursor() -> None:
+                cursor = conn.cursor()
+                await cursor.execute(read.sql, read.params)
+                assert cursor.pgresult is not None
+                read.rows(cursor.pgresult, await cursor.fetchall())
+
+            ours, theirs = [], []
+            for _ in range(5):  # interleaved, the least of each: a busy machine slows both alike
+                ours.append(await _cpu(lambda: reads.fetch(prepared)))
+                theirs.append(await _cpu(through_the_cursor))
+    assert min(ours) < min(theirs), (ours, theirs)
+
+
+async def _cpu(read_once: Callable[[], Awaitable[object]], times: int = 200) -> float:
+    started = time.process_time()
+    for _ in range(times):
+        await read_once()
+    return time.process_time() - started

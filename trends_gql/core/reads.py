@@ -10,17 +10,26 @@ SQLite has no asynchronous driver here: there the same statements go through Dat
 
 The rows are tuples readable as SQLAlchemy's rows are by the callers (by column key as
 attributes, `_mapping`, by position), with the values SQLAlchemy's types would give.
+
+A read is sent through libpq itself (psycopg.pq), as a statement prepared once per connection,
+and its result waited for with one reader callback of the event loop: psycopg's asynchronous
+cursor costs about twice as much CPU for a small read (its generators and waits), as much as
+the rest of a request by id. psycopg's own adapters still dump the parameters and load the rows.
 """
 
 import asyncio
 import contextlib
+import re
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+import psycopg.errors
 import sqlalchemy as sa
+from psycopg import pq
+from psycopg.adapt import PyFormat, Transformer
 from psycopg.pq import TransactionStatus
 
 from trends_gql.core.db import Database, postgres_connect_args
@@ -42,9 +51,28 @@ def _row_class(keys: Sequence[str]) -> Callable[..., Any]:
     return Row
 
 
+# SQLAlchemy's placeholders for psycopg (pyformat), and its escaped percent sign.
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
+
+
+def _numbered(sql: str) -> tuple[bytes, list[str]]:
+    """SQL with pyformat placeholders as libpq takes it ($1, $2...), and the names in order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "%"
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _PLACEHOLDER.sub(number, sql).encode(), names
+
+
 @dataclass
 class CompiledRead:
-    """One statement as psycopg takes it, and how its rows come back."""
+    """One statement as libpq takes it, and how its rows come back."""
 
     sql: str
     params: dict[str, Any]
@@ -53,11 +81,17 @@ class CompiledRead:
     # From the columns the server describes (names and types, as SQLAlchemy reads them): the
     # row type and each column's result processor, made on first use.
     reading: tuple[Callable[..., Any], list[tuple[int, Processor]]] | None = field(default=None)
+    query: bytes = field(init=False)  # `sql` with numbered placeholders
+    values: list[Any] = field(init=False)  # `params` in their placeholders' order
 
-    def rows(self, cursor: psycopg.AsyncCursor[Any], found: list[tuple[Any, ...]]) -> list[Any]:
+    def __post_init__(self) -> None:
+        self.query, names = _numbered(self.sql)
+        self.values = [self.params[name] for name in names]
+
+    def rows(self, result: pq.abc.PGresult, found: list[tuple[Any, ...]]) -> list[Any]:
         """The rows of a result, their values converted as SQLAlchemy's column types convert."""
         if self.reading is None:
-            self.reading = self._reading(cursor)
+            self.reading = self._reading(result)
         row, processors = self.reading
         make = row._make  # type: ignore[attr-defined]
         if not processors:
@@ -72,16 +106,19 @@ class CompiledRead:
         return converted
 
     def _reading(
-        self, cursor: psycopg.AsyncCursor[Any]
+        self, result: pq.abc.PGresult
     ) -> tuple[Callable[..., Any], list[tuple[int, Processor]]]:
         dialect = self.dialect
-        described = cursor.description or ()
+        names, oids = [], []
+        for i in range(result.nfields):
+            names.append((result.fname(i) or b"").decode())
+            oids.append(result.ftype(i))
         processors = []
-        for i, (type_, column) in enumerate(zip(self.types, described, strict=True)):
-            process = type_.dialect_impl(dialect).result_processor(dialect, column.type_code)
+        for i, (type_, oid) in enumerate(zip(self.types, oids, strict=True)):
+            process = type_.dialect_impl(dialect).result_processor(dialect, oid)
             if process is not None:
                 processors.append((i, process))
-        return _row_class([column.name for column in described]), processors
+        return _row_class(names), processors
 
 
 def compile_read(statement: sa.Select[Any], dialect: sa.Dialect) -> CompiledRead:
@@ -108,10 +145,16 @@ class _Pool:
     rather than after a pool's wait), and dropped after any error that leaves it unusable.
     """
 
-    def __init__(self, connect: Callable[[], Any], size: int) -> None:
+    def __init__(self, connect: Callable[[], Any], size: int, prepared_max: int) -> None:
         self.connect = connect
         self.slots = asyncio.Semaphore(size)
+        self.prepared_max = prepared_max
         self.idle: list[psycopg.AsyncConnection[Any]] = []
+        # Per connection: (statement, parameter types) -> the name it is prepared under.
+        self.prepared: dict[
+            psycopg.AsyncConnection[Any], dict[tuple[bytes, tuple[int, ...]], bytes]
+        ]
+        self.prepared = {}
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
@@ -123,19 +166,92 @@ class _Pool:
                 if conn.info.transaction_status is TransactionStatus.IDLE:
                     self.idle.append(conn)
                 else:  # broken, closed, or left inside a statement by a cancellation
+                    self.prepared.pop(conn, None)
+                    if conn.info.transaction_status is TransactionStatus.ACTIVE:
+                        with contextlib.suppress(Exception):  # the server stops the statement
+                            await conn.cancel_safe(timeout=5)
                     conn.pgconn.finish()
 
     def close(self) -> None:
+        """Close the idle connections."""
         while self.idle:
             conn = self.idle.pop()  # held here: deleted while open, psycopg would complain
             conn.pgconn.finish()
+        self.prepared = {}
+
+    async def read(self, conn: psycopg.AsyncConnection[Any], read: CompiledRead) -> list[Any]:
+        """The rows of `read` on `conn`, prepared there on first use."""
+        pgconn = conn.pgconn
+        adapt = Transformer(conn)
+        params = adapt.dump_sequence(read.values, [PyFormat.AUTO] * len(read.values))
+        statements = self.prepared.setdefault(conn, {})
+        key = (read.query, tuple(adapt.types or ()))
+        name = statements.get(key)
+        if name is None:
+            if len(statements) >= self.prepared_max:  # each holds memory in its server process
+                pgconn.send_query(b"DEALLOCATE ALL")
+                _checked(conn, await _results(pgconn), pq.ExecStatus.COMMAND_OK)
+                statements.clear()
+            name = f"trends_read_{len(statements)}".encode()
+            pgconn.send_prepare(name, read.query, param_types=adapt.types)
+            _checked(conn, await _results(pgconn), pq.ExecStatus.COMMAND_OK)
+            statements[key] = name
+        pgconn.send_query_prepared(name, params, param_formats=adapt.formats)
+        result = _checked(conn, await _results(pgconn), pq.ExecStatus.TUPLES_OK)
+        adapt.set_pgresult(result)
+        return read.rows(result, adapt.load_rows(0, result.ntuples, tuple))
+
+
+async def _results(pgconn: pq.abc.PGconn) -> list[pq.abc.PGresult]:
+    """The results of the command sent on `pgconn`, waited for on the running event loop."""
+    loop = asyncio.get_running_loop()
+    fd = pgconn.socket
+    while pgconn.flush():  # what the socket did not take yet
+        await _ready(loop.add_writer, loop.remove_writer, fd)
+    results: list[pq.abc.PGresult] = []
+    while True:
+        pgconn.consume_input()
+        while not pgconn.is_busy():
+            result = pgconn.get_result()
+            if result is None:
+                return results
+            results.append(result)
+        await _ready(loop.add_reader, loop.remove_reader, fd)
+
+
+async def _ready(add: Callable[..., Any], remove: Callable[[int], Any], fd: int) -> None:
+    """Wait until the event loop finds `fd` ready (to read or to write: `add`'s)."""
+    waiter = asyncio.get_running_loop().create_future()
+
+    def ready() -> None:
+        if not waiter.done():  # the callback may come again before the waiter resumes
+            waiter.set_result(None)
+
+    add(fd, ready)
+    try:
+        await waiter
+    finally:
+        remove(fd)
+
+
+def _checked(
+    conn: psycopg.AsyncConnection[Any], results: list[pq.abc.PGresult], status: pq.ExecStatus
+) -> pq.abc.PGresult:
+    """The one result of a command, if it has `status`; the server's error raised if not."""
+    (result,) = results
+    if result.status != status:
+        if result.status == pq.ExecStatus.FATAL_ERROR:
+            raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
+        raise psycopg.InterfaceError(f"unexpected result: {pq.ExecStatus(result.status).name}")
+    return result
 
 
 class Reads:
     """Compile statements once (`prepare`), read them as often as needed (`fetch`)."""
 
-    def __init__(self, db: Database, pool_size: int) -> None:
+    def __init__(self, db: Database, pool_size: int, prepared_max: int = 200) -> None:
         self.db = db
+        self.prepared_max = prepared_max  # statements prepared on each connection, at most
         self.dialect = db.engine.dialect
         self.asynchronous = db.dialect == "postgresql"
         self.pool_size = pool_size
@@ -154,14 +270,13 @@ class Reads:
         """The rows of each prepared statement, read in order on one connection."""
         if not self.asynchronous:
             return await self.db.read(lambda s: [list(s.execute(st)) for st in prepared])
-        async with self._pool().connection() as conn:
+        pool = self._pool()
+        async with pool.connection() as conn:
             results = []
             for read in prepared:
                 for observe in self.observers:
                     observe(read.sql)
-                cursor = conn.cursor()
-                await cursor.execute(read.sql, read.params)
-                results.append(read.rows(cursor, await cursor.fetchall()))
+                results.append(await pool.read(conn, read))
             return results
 
     def _pool(self) -> _Pool:
@@ -170,7 +285,7 @@ class Reads:
         if pool is None:
             for other in self.pools.values():  # loops of apps served before (tests)
                 other.close()
-            self.pools = {loop: (pool := _Pool(self._connect, self.pool_size))}
+            self.pools = {loop: (pool := _Pool(self._connect, self.pool_size, self.prepared_max))}
         return pool
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
