@@ -161,6 +161,14 @@ def test_a_write_is_seen_at_once_by_another_server_process(
     make_user(db, "staff@example.org", staff=True)
     with http_client(base_url=other_process) as reader:
         assert ask(reader, TOTAL) == ({"data": {"trends": {"totalCount": 44}}}, "miss")
+        # Once the reader watches the generation's channel, its hits no longer ask Redis.
+        subscribers = redis.Redis.from_url(settings.redis_url)
+        channel = generation.channel(settings)
+        deadline = time.monotonic() + 10
+        while subscribers.pubsub_numsub(channel) != [(channel.encode(), 1)]:
+            assert time.monotonic() < deadline
+            assert ask(reader, TOTAL)[1] == "hit"
+        subscribers.close()
         assert ask(reader, TOTAL)[1] == "hit"
         with web_client(settings) as staff:
             login(staff, "staff@example.org")
@@ -503,3 +511,26 @@ def test_concurrent_misses_in_two_server_processes_compute_once(
     assert sorted(outcomes, key=str) == ["hit", "miss"]
     assert answers[0] == answers[1]
     assert answers[0]["data"]["trends"]["totalCount"] == 44
+
+
+def test_hits_take_the_generation_from_the_watch_until_a_write_is_published(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    load(db, tmp_path, SAMPLE)
+    redis_client = redis.Redis.from_url(settings.redis_url)
+    app = create_app(settings)
+    with serve(app) as url, http_client(base_url=url, timeout=10) as client:
+        assert ask(client, TOTAL)[1] == "miss"
+        deadline = time.monotonic() + 10
+        while not app.state.cache.watch.watching:
+            assert time.monotonic() < deadline
+            assert ask(client, TOTAL)[1] == "hit"
+        assert ask(client, TOTAL)[1] == "hit"  # the generation read once more, and kept
+        # Gone without a word on the channel: a server that asked Redis would start a new
+        # generation and miss; one that watches keeps the one it read, and hits.
+        redis_client.delete(generation.key(settings))
+        assert ask(client, TOTAL)[1] == "hit"
+        load(db, tmp_path, CREATE_ONE)  # its commit bumps, and publishes
+        assert ask(client, TOTAL) == ({"data": {"trends": {"totalCount": 45}}}, "miss")
+        assert ask(client, TOTAL)[1] == "hit"
+    redis_client.close()

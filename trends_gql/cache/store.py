@@ -31,6 +31,7 @@ from aiocache.serializers import BaseSerializer
 from sqlalchemy.engine import make_url
 
 from trends_gql.cache.memory import MemoryCache
+from trends_gql.cache.watch import GenerationWatch
 from trends_gql.core import generation as data_generation
 from trends_gql.core.settings import Settings
 
@@ -137,6 +138,8 @@ class Cache:
         self.scope = scope_of(settings) if self.enabled else ""
         self.timeout = settings.cache_timeout
         self.memory = MemoryCache(settings.cache_memory_mb << 20, clock)
+        self.channel = data_generation.channel(settings)
+        self.watch = GenerationWatch(settings.redis_url, self.channel)
         self.backend = RedisCache(
             namespace=settings.cache_namespace,
             serializer=_Bytes(),
@@ -202,11 +205,19 @@ class Cache:
         """The current generation, or None when the cache cannot be used now."""
         if not self.enabled or self.skipping():
             return None
+        known = self.watch.current()
+        if known is not None:
+            return known
+        started = self.watch.started()
         name = f"{self.namespace}:{data_generation.NAME}"  # aiocache's key for NAME
         try:
             value = await asyncio.wait_for(
                 self.backend.client.eval(
-                    data_generation.CURRENT, 1, name, data_generation.random_start()
+                    data_generation.CURRENT,
+                    1,
+                    name,
+                    data_generation.random_start(),
+                    self.channel,
                 ),
                 self.timeout,
             )
@@ -214,6 +225,7 @@ class Cache:
             self._fail(exc)
             return None
         self.failures = 0
+        self.watch.read(int(value), started)
         return int(value)
 
     def key(self, generation: int, kind: str, parts: Any) -> str:
@@ -331,6 +343,7 @@ class Cache:
         return cast(list[T], results)
 
     async def aclose(self) -> None:
+        self.watch.close()
         if self.probe is not None:
             self.probe.cancel()
         await self._call(self.backend.client.aclose())

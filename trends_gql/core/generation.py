@@ -2,7 +2,8 @@
 
 Caches key their entries on it (see cache/store.py), so the next read after a write misses in
 every process. Database bumps it after each commit that wrote to the trend table (core/db.py):
-no write path calls it itself.
+no write path calls it itself. Each change is published, for the processes that keep the
+generation they read until then (cache/watch.py).
 """
 
 import logging
@@ -21,15 +22,20 @@ NAME = "generation"  # stored as "<cache namespace>:generation" (aiocache's key 
 # entries may still be in a server's memory, is practically never issued again.
 _START = (1 << 40, 1 << 62)
 # Both return the generation as a string: Lua numbers are doubles and would round it.
+# Each change is published on the generation's channel (ARGV[2]): processes that watch it keep
+# the generation they read until then (cache/watch.py).
 CURRENT = """
 local value = redis.call('GET', KEYS[1])
 if value then return value end
 redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[1])
 return ARGV[1]
 """
 _BUMP = """
 if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end
-return tostring(redis.call('INCR', KEYS[1]))
+local value = tostring(redis.call('INCR', KEYS[1]))
+redis.call('PUBLISH', ARGV[2], value)
+return value
 """
 
 
@@ -44,13 +50,21 @@ def key(settings: Settings) -> str:
     return f"{settings.cache_namespace}:{NAME}"
 
 
+def channel(settings: Settings) -> str:
+    """The Redis channel on which each change of the settings' generation is published."""
+    return f"{settings.pubsub_namespace}:{key(settings)}"
+
+
 def bump(settings: Settings) -> bool:
     """Bump the generation after a committed write; False (logged) when Redis is unreachable."""
     if settings.cache_ttl <= 0:
         return True
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
     try:
-        client.eval(_BUMP, 1, key(settings), random_start())
+        client.eval(_BUMP, 1, key(settings), random_start(), channel(settings))
+        # Answered only after Redis has written the message of the bump to its subscribers'
+        # sockets (in an earlier turn of its loop): the write's answer reaches its client after.
+        client.ping()
         return True
     except redis.RedisError as exc:
         log.error(

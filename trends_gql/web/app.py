@@ -243,5 +243,6 @@ def create_app(
     )
     app.state.db = db
     app.state.reads = reads
+    app.state.cache = cache
     app.state.settings = settings
     return app
