@@ -248,9 +248,32 @@ def test_a_valid_document_with_variables_it_cannot_take_is_answered_the_usual_wa
         assert data["errors"], body
 
 
+CONDITIONAL = """query View($m: String!, $withMegatrends: Boolean!, $noPage: Boolean!) {
+  megatrends @include(if: $withMegatrends) { name trendCount }
+  macrotrendReadiness(megatrend: $m) { macrotrend trendCount }
+  trends(first: 3) @skip(if: $noPage) { totalCount nodes { id macrotrend } }
+  again: megatrends @include(if: true) @skip(if: false) { name }
+}"""
+
+
+def test_root_fields_included_or_skipped_by_variables_are_prepared(
+    apps: tuple[Any, Any],
+) -> None:
+    counts = []
+    for with_megatrends in (True, False):
+        for no_page in (False, True):
+            variables = {"m": "AI", "withMegatrends": with_megatrends, "noPage": no_page}
+            prepared, body = same_answers(apps, {"query": CONDITIONAL, "variables": variables})
+            counts.append(prepared)
+            assert ("megatrends" in body["data"]) is with_megatrends
+            assert ("trends" in body["data"]) is not no_page
+    assert counts == [1, 2, 2, 2]  # the document proved valid by its first answer
+
+
 def test_selections_that_are_not_plain_are_answered_the_usual_way(apps: tuple[Any, Any]) -> None:
     for document in (
         "{ trends(first: 2) { nodes { id megatrend @include(if: true) } } }",
+        "{ a: megatrends @include(if: true) { name } a: megatrends { name trendCount } }",
         '{ me { email } trend(id: "VHJlbmQ6MQ") { id } }',
         "{ __schema { queryType { name } } }",
     ):

@@ -73,17 +73,31 @@ class Fallback(Exception):
     """This value needs graphql-core's execution, which reports what is wrong with it."""
 
 
+CONDITIONS = frozenset({"skip", "include"})
+
+
 def collect(
-    parent: GraphQLObjectType, selection_sets: Iterable[SelectionSetNode], fragments: Fragments
+    parent: GraphQLObjectType,
+    selection_sets: Iterable[SelectionSetNode],
+    fragments: Fragments,
+    conditional: bool = False,
 ) -> dict[str, list[FieldNode]]:
-    """The field nodes of a plain selection by response key, in graphql-core's order."""
+    """The field nodes of a plain selection by response key, in graphql-core's order.
+
+    With `conditional`, its fields (not its fragments) may carry @skip and @include, left for
+    the caller to decide with the variables.
+    """
     fields: dict[str, list[FieldNode]] = {}
     visited: set[str] = set()
 
     def walk(selection_set: SelectionSetNode) -> None:
         for selection in selection_set.selections:
-            if selection.directives:  # @skip, @include, @defer: not plain
-                raise NotPlain
+            if selection.directives and not (
+                conditional
+                and isinstance(selection, FieldNode)
+                and all(d.name.value in CONDITIONS for d in selection.directives)
+            ):
+                raise NotPlain  # @skip, @include, @defer: not plain
             if isinstance(selection, FieldNode):
                 key = (selection.alias or selection.name).value
                 fields.setdefault(key, []).append(selection)

@@ -3,7 +3,8 @@
 graphql-core's execution, with Strawberry's extensions around it, costs a request several
 times what its statements cost the database. A query whose root fields are reads of trends
 (`trends`, `trend`, `macrotrendReadiness`, `megatrends`, `trendFacets`, `__typename`) with plain
-selections (schema/completion.py) is answered here instead, once it has been answered without
+selections (schema/completion.py; root fields may carry @skip and @include, decided with each
+request's variables) is answered here instead, once it has been answered without
 errors the usual way (which proves that it parses within the token limit and is valid):
 
 - once per document and variables: the same document limits (limits.over_limits, the cost
@@ -32,9 +33,12 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     GraphQLField,
+    GraphQLIncludeDirective,
+    GraphQLSkipDirective,
     OperationDefinitionNode,
     OperationType,
     get_argument_values,
+    get_directive_values,
     get_operation_ast,
     get_variable_values,
 )
@@ -119,7 +123,10 @@ def plan(
     query_type = schema._schema.query_type
     fields: list[RootField] = []
     try:
-        for key, group in collect(query_type, [operation.selection_set], fragments).items():
+        roots = collect(query_type, [operation.selection_set], fragments, conditional=True)
+        for key, group in roots.items():
+            if len(group) > 1 and any(node.directives for node in group):
+                return None  # graphql-core would merge only the nodes it includes
             name = group[0].name.value
             if name == TYPENAME:
                 fields.append(RootField(key, name, None, group, lambda _: query_type.name, {}))
@@ -159,6 +166,8 @@ def prepare(
     statements: list[sa.Select[Any]] = []
     fields = []
     for root in plan.fields:
+        if not _included(root.nodes[0], coerced):
+            continue  # @skip or @include, with these variables
         read = FieldRead([], lambda _: None)
         if root.field is not None:
             definition = root.field.extensions["strawberry-definition"]
@@ -170,6 +179,18 @@ def prepare(
         statements += read.statements
         fields.append((root.key, span, read.source, root.complete))
     return Prepared(figures.cost, reads.prepare(statements), fields)
+
+
+def _included(node: FieldNode, variables: Any) -> bool:
+    """Whether @skip and @include keep a field, with these variables (as graphql-core decides:
+    @skip first)."""
+    if not node.directives:
+        return True
+    skip = get_directive_values(GraphQLSkipDirective, node, variables)
+    if skip and skip["if"]:
+        return False
+    include = get_directive_values(GraphQLIncludeDirective, node, variables)
+    return not (include and not include["if"])
 
 
 async def answer(prepared: Prepared, reads: Reads) -> bytes:
