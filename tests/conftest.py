@@ -393,6 +393,15 @@ def web_client(
         yield client
 
 
+def wait_for(what: str, condition: Callable[[], Any], timeout: float = 30) -> Any:
+    """Poll `condition` until it is true; its value."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"not {what} within {timeout} s"
+        time.sleep(0.02)
+    return value
+
+
 _UNGROUPED = pytest.StashKey[str]()
 
 

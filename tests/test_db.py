@@ -214,11 +214,16 @@ def _interrupted_after(seconds: float, call: Callable[[], object]) -> None:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _one_connection(db: Database) -> Database:
-    return Database(db.engine.url.render_as_string(hide_password=False), pool_size=1)
-
-
-_IN_PROCESS = "SQLite runs in this process: a signal's exception waits for its call to return"
+@pytest.fixture
+def one_connection(db: Database) -> Iterator[Database]:
+    """The PostgreSQL database through a pool of one connection (the next call gets it again)."""
+    if db.dialect == "sqlite":
+        pytest.skip(
+            "SQLite runs in this process: a signal's exception waits for its call to return"
+        )
+    one = Database(db.engine.url.render_as_string(hide_password=False), pool_size=1)
+    yield one
+    one.dispose()
 
 
 def _select_one(session: Session) -> object:
@@ -226,19 +231,12 @@ def _select_one(session: Session) -> object:
 
 
 def test_a_statement_interrupted_by_a_signal_raises_that_and_leaves_the_pool_healthy(
-    db: Database,
+    one_connection: Database,
 ) -> None:
-    if db.dialect == "sqlite":
-        pytest.skip(_IN_PROCESS)
-    one = _one_connection(db)
-    try:
-        _interrupted_after(
-            0.2, lambda: one.call_sync(lambda s: s.execute(sa.text("SELECT pg_sleep(5)")).all())
-        )
-        assert one.call_sync(_select_one) == 1
-        assert one.engine.pool.checkedout() == 0
-    finally:
-        one.dispose()
+    sleep = sa.text("SELECT pg_sleep(5)")
+    _interrupted_after(0.2, lambda: one_connection.call_sync(lambda s: s.execute(sleep).all()))
+    assert one_connection.call_sync(_select_one) == 1
+    assert one_connection.engine.pool.checkedout() == 0
 
 
 def _slow_commit(session: Session) -> None:
@@ -256,16 +254,10 @@ def _slow_commit(session: Session) -> None:
 
 
 def test_a_commit_interrupted_by_a_signal_raises_that_and_leaves_the_pool_healthy(
-    db: Database,
+    one_connection: Database,
 ) -> None:
-    if db.dialect == "sqlite":
-        pytest.skip(_IN_PROCESS)
-    one = _one_connection(db)
-    try:
-        _interrupted_after(0.5, lambda: one.call_sync(_slow_commit))
-        assert one.call_sync(_select_one) == 1
-    finally:
-        one.dispose()
+    _interrupted_after(0.5, lambda: one_connection.call_sync(_slow_commit))
+    assert one_connection.call_sync(_select_one) == 1
 
 
 def test_a_statement_beyond_the_web_time_limit_is_query_timeout_and_the_pool_stays_healthy(

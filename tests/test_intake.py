@@ -8,7 +8,6 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from conftest import (
     settings_env,
     signed_in,
     trend_row,
+    wait_for,
     web_client,
     with_settings,
     work,
@@ -443,15 +443,6 @@ def kill(*pids: int) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-
-
-def wait_for(what: str, condition: Callable[[], Any], timeout: float = 30) -> Any:
-    """Poll `condition` until it is true; its value."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"not {what} within {timeout} s"
-        time.sleep(0.05)
-    return value
 
 
 def test_a_killed_worker_leaves_no_rows_its_run_read_as_failed_and_its_file_back(

@@ -1,22 +1,15 @@
 """The generation watch: a generation read stays current until Redis publishes a bump."""
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
-from conftest import with_settings
+from conftest import wait_for, with_settings
 
 from trends_gql.cache.watch import GenerationWatch
 from trends_gql.core import generation
 from trends_gql.core.settings import Settings
-
-
-def eventually(condition: Callable[[], object], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, "not within the time allowed"
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -29,7 +22,7 @@ def settings(sqlite_settings: Settings) -> Settings:
 def watch(settings: Settings) -> Iterator[GenerationWatch]:
     """A watch of the settings' generation, subscribed."""
     watch = GenerationWatch(settings.redis_url, generation.channel(settings), retry_after=0.05)
-    eventually(lambda: watch.current() is None and watch.watching)
+    wait_for("subscribed", lambda: watch.current() is None and watch.watching)
     yield watch
     watch.close()
 
@@ -70,8 +63,8 @@ def test_a_subscription_that_redis_closes_is_opened_again(
         client.client_kill_filter(_id=mine["id"])
     finally:
         client.close()
-    eventually(lambda: watch.current() is None and not watch.watching, within=5)
-    eventually(lambda: watch.current() is None and watch.watching)
+    wait_for("closed", lambda: watch.current() is None and not watch.watching, 5)
+    wait_for("subscribed again", lambda: watch.current() is None and watch.watching)
     read_now(watch, 9)
     assert watch.current() == 9
 

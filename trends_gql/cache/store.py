@@ -138,6 +138,7 @@ class Cache:
         self.scope = scope_of(settings) if self.enabled else ""
         self.timeout = settings.cache_timeout
         self.memory = MemoryCache(settings.cache_memory_mb << 20, clock)
+        self.generation_key = data_generation.key(settings)
         self.channel = data_generation.channel(settings)
         self.watch = GenerationWatch(settings.redis_url, self.channel)
         self.backend = RedisCache(
@@ -209,13 +210,12 @@ class Cache:
         if known is not None:
             return known
         started = self.watch.started()
-        name = f"{self.namespace}:{data_generation.NAME}"  # aiocache's key for NAME
         try:
             value = await asyncio.wait_for(
                 self.backend.client.eval(
                     data_generation.CURRENT,
                     1,
-                    name,
+                    self.generation_key,
                     data_generation.random_start(),
                     self.channel,
                 ),

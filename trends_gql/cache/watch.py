@@ -112,7 +112,6 @@ class GenerationWatch:
             return
         sock.setblocking(False)
         self.epoch += 1  # a generation read before the subscription is not to be kept
-        self.value = None
         self.sock = sock
 
     def _subscribed(self) -> socket.socket:

@@ -138,6 +138,10 @@ def compile_read(statement: sa.Select[Any], dialect: sa.Dialect) -> CompiledRead
     return CompiledRead(expanded.statement, params, types, dialect)
 
 
+# Per connection: (statement, parameter types) -> the name it is prepared under.
+_Prepared = dict[tuple[bytes, tuple[int, ...]], bytes]
+
+
 class _Pool:
     """Connections of one event loop: at most `size` in use, idle ones kept for the next read.
 
@@ -150,11 +154,7 @@ class _Pool:
         self.slots = asyncio.Semaphore(size)
         self.prepared_max = prepared_max
         self.idle: list[psycopg.AsyncConnection[Any]] = []
-        # Per connection: (statement, parameter types) -> the name it is prepared under.
-        self.prepared: dict[
-            psycopg.AsyncConnection[Any], dict[tuple[bytes, tuple[int, ...]], bytes]
-        ]
-        self.prepared = {}
+        self.prepared: dict[psycopg.AsyncConnection[Any], _Prepared] = {}
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
