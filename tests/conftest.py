@@ -104,9 +104,11 @@ def make_settings(database_url: str, tmp: Path) -> Settings:
         # The whole suite calls one app from 127.0.0.1; tests of the limits make apps of their own.
         rate_limit_anon=0,
         rate_limit_user=0,
-        # A login is refused when Redis does not answer in time: on a busy machine a new
-        # connection can take longer than production's 0.25 s (tests of stalls set their own).
+        # A login is refused, and live changes are not followed, when Redis does not answer in
+        # time: on a busy machine a new connection can take longer than production's 0.25 s and
+        # 1 s (tests of stalls set their own).
         rate_limit_timeout=5,
+        pubsub_timeout=5,
     )
 
 
@@ -455,6 +457,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         RATE_LIMIT_USER=str(settings.rate_limit_user),
         RATE_LIMIT_NAMESPACE=settings.rate_limit_namespace,
         PUBSUB_NAMESPACE=settings.pubsub_namespace,
+        PUBSUB_TIMEOUT=str(settings.pubsub_timeout),
     )
     return env
 

@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 # The channel of a write whose rows could not be told (an UPDATE without an id in its WHERE
 # clause): every follower of the table reads its row again.
 SOME = "some"
-TIMEOUT = 1.0  # seconds a publication or a subscription may wait for Redis
 WARN_EVERY = 60.0  # seconds between two warnings that Redis does not answer
 _warned_at: float | None = None
 UNAVAILABLE = "Live updates are unavailable for now (Redis does not answer): read again later."
@@ -53,7 +52,9 @@ def publish(settings: Settings, table: str, ids: frozenset[int] | None) -> bool:
     """
     rows: list[int | str] = sorted(ids) if ids is not None else [SOME]
     client = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
+        settings.redis_url,
+        socket_timeout=settings.pubsub_timeout,
+        socket_connect_timeout=settings.pubsub_timeout,
     )
     try:
         with client.pipeline(transaction=False) as pipe:
@@ -98,14 +99,15 @@ async def follow(settings: Settings, table: str, row: int) -> AsyncIterator[Foll
     SERVICE_UNAVAILABLE when Redis does not answer.
     """
     channels = [channel(settings, table, row), channel(settings, table, SOME)]
-    client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=TIMEOUT)
+    timeout = settings.pubsub_timeout
+    client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout)
     async with client, client.pubsub() as pubsub:
         try:
-            with anyio.fail_after(TIMEOUT):
+            with anyio.fail_after(timeout):
                 await pubsub.subscribe(*channels)
                 confirmed = 0
                 while confirmed < len(channels):  # Redis confirms them before any message
-                    message = await pubsub.get_message(timeout=TIMEOUT)
+                    message = await pubsub.get_message(timeout=timeout)
                     if message is not None and message["type"] == "subscribe":
                         confirmed += 1
         except (redis.RedisError, OSError, TimeoutError) as exc:

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     # Channels are shared by every logical database of a Redis: deployments sharing one need
     # a prefix each.
     pubsub_namespace: str = "trends:pubsub"
+    # Seconds a publication or a subscription of those channels may wait for Redis.
+    pubsub_timeout: float = Field(default=1.0, gt=0)
     cache_timeout: float = Field(default=0.1, gt=0)
     cache_retry_seconds: float = Field(default=10, ge=0)
     # Automatic persisted queries: documents kept in Redis under this prefix, for this long.
