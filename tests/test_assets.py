@@ -86,7 +86,7 @@ def test_a_template_naming_a_missing_file_fails_at_start(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-@pytest.mark.xdist_group("browser")
+@pytest.mark.xdist_group("browser-assets")
 def test_the_pages_load_only_from_their_own_origin(page: Page, site: Site) -> None:
     for path in PAGES:
         page.goto(path)

@@ -17,7 +17,7 @@ from trends_gql.trends.curation import create_trend
 
 pytestmark = [
     pytest.mark.parametrize("backend", ["postgresql"], indirect=True),
-    pytest.mark.xdist_group("browser"),
+    pytest.mark.xdist_group("browser-console"),
 ]
 
 STAFF = "staff@example.org"

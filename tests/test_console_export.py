@@ -57,7 +57,7 @@ def export_filtered_view(page: Page, site: Site, file_format: str) -> Path:
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-@pytest.mark.xdist_group("browser")
+@pytest.mark.xdist_group("browser-console_export")
 def test_a_csv_export_of_the_filtered_trends_downloads_with_every_matching_row(
     page: Page, site: Site, tmp_path: Path
 ) -> None:
@@ -75,7 +75,7 @@ def test_a_csv_export_of_the_filtered_trends_downloads_with_every_matching_row(
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-@pytest.mark.xdist_group("browser")
+@pytest.mark.xdist_group("browser-console_export")
 def test_a_json_export_of_the_filtered_trends_downloads_with_every_matching_row(
     page: Page, site: Site, tmp_path: Path
 ) -> None:

@@ -140,7 +140,7 @@ def check_then_import(page: Page, site: Site, tmp_path: Path, console: str = "/c
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-@pytest.mark.xdist_group("browser")
+@pytest.mark.xdist_group("browser-console_import")
 def test_a_file_is_checked_then_imported_with_live_progress_over_the_subscription(
     page: Page, site: Site, tmp_path: Path
 ) -> None:
@@ -163,7 +163,7 @@ def test_a_file_is_checked_then_imported_with_live_progress_over_the_subscriptio
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-@pytest.mark.xdist_group("browser")
+@pytest.mark.xdist_group("browser-console_import")
 def test_a_file_is_checked_then_imported_with_progress_by_polling_when_asked(
     page: Page, site: Site, tmp_path: Path
 ) -> None:
@@ -176,7 +176,7 @@ def test_a_file_is_checked_then_imported_with_progress_by_polling_when_asked(
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-@pytest.mark.xdist_group("browser")
+@pytest.mark.xdist_group("browser-console_import")
 def test_a_media_folder_scan_queues_a_dropped_file_and_follows_its_run_when_the_socket_fails(
     page: Page, site: Site
 ) -> None:

@@ -129,7 +129,7 @@ def check_view(page: Page, site: Site, megatrend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-@pytest.mark.xdist_group("browser")
+@pytest.mark.xdist_group("browser-dashboard")
 def test_the_chart_and_the_distributions_show_what_the_api_answers(
     page: Page, site: Site, tmp_path: Path
 ) -> None:
@@ -180,7 +180,7 @@ def test_the_chart_and_the_distributions_show_what_the_api_answers(
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-@pytest.mark.xdist_group("browser")
+@pytest.mark.xdist_group("browser-dashboard")
 def test_a_shared_url_restores_the_view_and_back_returns_to_the_previous_one(
     page: Page, site: Site, tmp_path: Path
 ) -> None:
@@ -241,7 +241,7 @@ def test_a_shared_url_restores_the_view_and_back_returns_to_the_previous_one(
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-@pytest.mark.xdist_group("browser")
+@pytest.mark.xdist_group("browser-dashboard")
 def test_an_unreachable_api_is_announced_and_try_again_loads_the_view(
     page: Page, site: Site, tmp_path: Path
 ) -> None:

@@ -21,7 +21,7 @@ def test_graphiql_is_given_the_example_query_in_a_data_block(client: httpx.Clien
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-@pytest.mark.xdist_group("browser")
+@pytest.mark.xdist_group("browser-pages")
 def test_graphiql_runs_the_example_query_with_every_request_to_its_own_origin(
     page: Page, site: Site, tmp_path: Path
 ) -> None:
