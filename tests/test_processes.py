@@ -14,8 +14,7 @@ import redis
 from conftest import SAMPLE, TRENDS, http_request, make_settings, settings_env
 
 from trends_gql.cli import migrate
-from trends_gql.core.queue import redis_problem
-from trends_gql.core.settings import Settings, find_private_redis
+from trends_gql.core.settings import Settings, find_private_redis, redis_problem
 from trends_gql.processes import private_redis
 
 

@@ -1,5 +1,7 @@
 """The `trends` command line."""
 
+from __future__ import annotations
+
 import argparse
 import gc
 import getpass
@@ -13,35 +15,26 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import psycopg
-import psycopg.errors
-import sqlalchemy as sa
 from pydantic import ValidationError
-from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
 
-from trends_gql.accounts import sessions, users
-from trends_gql.core import revisions
-from trends_gql.core.db import create_db_engine, open_database, utcnow
-from trends_gql.core.errors import BadUserInput, NotFound, ServiceUnavailable, TrendsError
-from trends_gql.core.models import stored_id
 from trends_gql.core.settings import Settings, configure_logging, get_settings
-from trends_gql.exports import backups
-from trends_gql.exports import runs as export_runs
-from trends_gql.exports.files import export_trends
-from trends_gql.imports import intake
-from trends_gql.imports import runs as import_runs
-from trends_gql.imports.ingest import ImportReport
 
+# Each command imports what it uses: `trends --help`, and the supervisor of `trends up`, import
+# neither the database's models nor the web.
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.orm import Session
     from starlette.applications import Starlette
+
+    from trends_gql.imports.ingest import ImportReport
 
 log = logging.getLogger("trends_gql.cli")
 
 
-def alembic_config(settings: Settings) -> "Config":
+def alembic_config(settings: Settings) -> Config:
     """Alembic configuration for the settings' database."""
+    from trends_gql.core import revisions
+
     return revisions.alembic_config(settings.database_url)
 
 
@@ -53,6 +46,7 @@ def migrate(settings: Settings, revision: str = "head") -> None:
 
 
 def _print_report(report: ImportReport, shown: int, seconds: float) -> None:
+
     verb = "would create" if report.dry_run else "created"
     print(
         f"{report.file}: {report.total} rows ({report.encoding}, separator {report.delimiter!r}): "
@@ -80,6 +74,9 @@ def unreadable(path: object, exc: OSError) -> int:
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from trends_gql.core.db import open_database
+    from trends_gql.imports import intake
+
     started = time.perf_counter()
     try:
         with open_database(settings) as db:
@@ -108,14 +105,17 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from trends_gql.core.db import open_database
     from trends_gql.core.queue import run_worker, wait_for_redis
+    from trends_gql.exports.runs import sweep_export_runs
+    from trends_gql.imports.runs import sweep_import_runs
 
     wait_for_redis(settings)
     with open_database(settings) as db:
         # Runs whose worker died (killed, machine lost) end now rather than at the next scan.
-        for run in import_runs.sweep_import_runs(db, settings):
+        for run in sweep_import_runs(db, settings):
             print(f"import run {run.id} ({run.file_name}) failed: {run.message}", file=sys.stderr)
-        export_runs.sweep_export_runs(db, settings)
+        sweep_export_runs(db, settings)
     run_worker(settings, burst=args.burst, name=args.name)
     return 0
 
@@ -130,6 +130,9 @@ def cmd_scheduler(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from trends_gql.core.db import open_database
+    from trends_gql.exports.files import export_trends
+
     try:
         with open_database(settings) as db:
             count = db.call_sync(export_trends, args.file, args.format)
@@ -141,6 +144,9 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from trends_gql.core.db import open_database
+    from trends_gql.exports import backups
+
     try:
         with open_database(settings) as db:
             path = db.call_sync(backups.create_backup, settings)
@@ -154,6 +160,9 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from trends_gql.core.db import open_database
+    from trends_gql.exports import backups
+
     try:
         with open_database(settings) as db:
             count = db.call_sync(backups.restore_backup, args.file)
@@ -170,6 +179,8 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_persist(args: argparse.Namespace, settings: Settings) -> int:
     from graphql import build_schema
 
+    from trends_gql.core.db import open_database
+    from trends_gql.core.errors import BadUserInput
     from trends_gql.schema import allowlist, schema
 
     try:
@@ -190,6 +201,8 @@ def cmd_persist(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _read_password(args: argparse.Namespace) -> str:
+    from trends_gql.core.errors import BadUserInput
+
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     first = getpass.getpass("Password: ")
@@ -202,6 +215,9 @@ def _with_users(action: Callable[[Session, argparse.Namespace], str]) -> Callabl
     """A subcommand that runs `action` in a session and prints what it returns."""
 
     def run(args: argparse.Namespace, settings: Settings) -> int:
+        from trends_gql.core.db import open_database
+        from trends_gql.core.errors import ServiceUnavailable, TrendsError
+
         try:
             with open_database(settings) as db, db.session() as session:
                 print(action(session, args))
@@ -216,6 +232,9 @@ def _with_users(action: Callable[[Session, argparse.Namespace], str]) -> Callabl
 
 
 def _create_user(session: Session, args: argparse.Namespace) -> str:
+    from trends_gql.accounts import users
+    from trends_gql.core.errors import BadUserInput
+
     email = users.normalise_email(args.email)
     if users.get_user_by_email(session, email):
         raise BadUserInput(f"a user with email {email} exists")
@@ -227,6 +246,9 @@ def _create_user(session: Session, args: argparse.Namespace) -> str:
 
 
 def _set_password(session: Session, args: argparse.Namespace) -> str:
+    from trends_gql.accounts import users
+    from trends_gql.core.errors import NotFound
+
     if users.get_user_by_email(session, args.email) is None:
         raise NotFound(f"no user with email {args.email.strip().lower()}")
     user = users.set_password(session, args.email, _read_password(args))
@@ -235,6 +257,8 @@ def _set_password(session: Session, args: argparse.Namespace) -> str:
 
 def _set_active(active: bool) -> Callable[[Session, argparse.Namespace], str]:
     def action(session: Session, args: argparse.Namespace) -> str:
+        from trends_gql.accounts import users
+
         user = users.set_active(session, args.email, active)
         return f"{user.email} {'activated' if active else 'deactivated: their sessions have ended'}"
 
@@ -242,6 +266,8 @@ def _set_active(active: bool) -> Callable[[Session, argparse.Namespace], str]:
 
 
 def _list_users(session: Session, args: argparse.Namespace) -> str:
+    from trends_gql.accounts import users
+
     rows = [
         f"{u.email}\t{'superuser' if u.is_superuser else 'staff' if u.is_staff else 'user'}"
         f"\t{'active' if u.is_active else 'inactive'}"
@@ -256,6 +282,10 @@ def _when(moment: datetime) -> str:
 
 
 def _list_sessions(session: Session, args: argparse.Namespace) -> str:
+    from trends_gql.accounts import sessions, users
+    from trends_gql.core.db import utcnow
+    from trends_gql.core.models import stored_id
+
     user_id = stored_id(users.require_user(session, args.email))
     idle = get_settings().session_idle_seconds
     rows = [
@@ -268,6 +298,9 @@ def _list_sessions(session: Session, args: argparse.Namespace) -> str:
 
 
 def _end_sessions(session: Session, args: argparse.Namespace) -> str:
+    from trends_gql.accounts import sessions, users
+    from trends_gql.core.models import stored_id
+
     user = users.require_user(session, args.email)
     ended = sessions.end_user_sessions(session, stored_id(user))
     return f"{ended} session{'' if ended == 1 else 's'} of {user.email} ended"
@@ -279,7 +312,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def server_app() -> "Starlette":
+def server_app() -> Starlette:
     """The app of a server process (uvicorn's factory): built, then frozen for the collector."""
     from trends_gql.web.app import create_app
 
@@ -438,6 +471,11 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 
 def _migration_state(settings: Settings) -> str | None:
     """The database's migration state when this code cannot use it; None when it can."""
+    import sqlalchemy as sa
+
+    from trends_gql.core import revisions
+    from trends_gql.core.db import create_db_engine
+
     engine = create_db_engine(settings.database_url)
     try:
         with engine.connect() as conn:
@@ -453,6 +491,10 @@ def _migration_state(settings: Settings) -> str | None:
 
 def database_problem(exc: BaseException, settings: Settings) -> str | None:
     """What is wrong with the database and what to do, in one line, if `exc` says; else None."""
+    import psycopg
+    import psycopg.errors
+    from sqlalchemy.engine import make_url
+
     url = make_url(settings.database_url)
     where = f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}"
     shown = url.render_as_string(hide_password=True)
@@ -478,6 +520,8 @@ def database_problem(exc: BaseException, settings: Settings) -> str | None:
 
 def missing_sqlite_file(settings: Settings) -> Path | None:
     """The SQLite file the settings name, when it does not exist (absolute); otherwise None."""
+    from sqlalchemy.engine import make_url
+
     url = make_url(settings.database_url)
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None

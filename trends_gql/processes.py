@@ -13,8 +13,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from trends_gql.core.queue import redis_problem
-from trends_gql.core.settings import PRIVATE_REDIS_DIR, Settings, private_redis_url
+from trends_gql.core.settings import PRIVATE_REDIS_DIR, Settings, private_redis_url, redis_problem
 
 log = logging.getLogger(__name__)
 

@@ -45,18 +45,6 @@ def connect(settings: Settings, timeout: float | None = 2.0) -> redis.Redis:
     )
 
 
-def redis_problem(url: str, timeout: float = 0.5) -> str | None:
-    """Why the Redis at `url` does not answer a PING within `timeout`; None when it does."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
-    try:
-        client.ping()
-        return None
-    except redis.RedisError as exc:
-        return str(exc)
-    finally:
-        client.close()
-
-
 def get_queue(settings: Settings, connection: redis.Redis | None = None) -> Queue:
     """The queue jobs are enqueued on (the first of QUEUES)."""
     return Queue(settings.queues[0], connection=connection or connect(settings))

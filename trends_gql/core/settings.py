@@ -9,8 +9,6 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +141,9 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url  # here: `trends --help` does not pay for it
+        from sqlalchemy.exc import ArgumentError
+
         try:
             driver = make_url(value).drivername
         except ArgumentError:
@@ -217,6 +218,20 @@ def private_redis_url(socket: Path) -> str:
     return f"unix://{socket.resolve()}?db=0"
 
 
+def redis_problem(url: str, timeout: float = 0.5) -> str | None:
+    """Why the Redis at `url` does not answer a PING within `timeout`; None when it does."""
+    import redis  # here: the commands that never ask (`trends --help`) do not pay for it
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        client.ping()
+        return None
+    except redis.RedisError as exc:
+        return str(exc)
+    finally:
+        client.close()
+
+
 def find_private_redis(settings: Settings, socket: Path = PRIVATE_REDIS_SOCKET) -> Settings:
     """The settings, on the private Redis of a running `trends up` when REDIS_URL is not set.
 
@@ -226,16 +241,9 @@ def find_private_redis(settings: Settings, socket: Path = PRIVATE_REDIS_SOCKET) 
     """
     if "redis_url" in settings.model_fields_set or not socket.is_socket():
         return settings
-    import redis  # here: only a folder where `trends up` ran pays for it
-
     url = private_redis_url(socket)
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-    try:
-        client.ping()
-    except redis.RedisError:
+    if redis_problem(url) is not None:
         return settings
-    finally:
-        client.close()
     log.debug("REDIS_URL is not set: using the private Redis at %s", url)
     return settings.model_copy(update={"redis_url": url})
 

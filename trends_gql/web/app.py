@@ -22,10 +22,9 @@ from trends_gql.accounts.auth import SessionCookies
 from trends_gql.cache.store import Cache
 from trends_gql.core import revisions
 from trends_gql.core.db import Database
-from trends_gql.core.queue import redis_problem
 from trends_gql.core.ratelimit import RateLimiter
 from trends_gql.core.reads import Reads
-from trends_gql.core.settings import Settings, configure_logging, get_settings
+from trends_gql.core.settings import Settings, configure_logging, get_settings, redis_problem
 from trends_gql.schema import Context, build_schema
 from trends_gql.schema.caching import CachedResponses
 from trends_gql.schema.persisted import PersistedQueries
