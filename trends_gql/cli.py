@@ -46,7 +46,6 @@ def migrate(settings: Settings, revision: str = "head") -> None:
 
 
 def _print_report(report: ImportReport, shown: int, seconds: float) -> None:
-
     verb = "would create" if report.dry_run else "created"
     print(
         f"{report.file}: {report.total} rows ({report.encoding}, separator {report.delimiter!r}): "
