@@ -180,7 +180,8 @@ _STOPPING: deque[threading.Thread] = deque()
 _MAX_STOPPING = 4
 
 
-def _join_stopped(keep: int) -> None:
+def join_stopped_servers(keep: int = 0) -> None:
+    """Wait until the served apps have stopped, lifespan included (all but the `keep` newest)."""
     while len(_STOPPING) > keep:
         thread = _STOPPING.popleft()
         thread.join(timeout=10)
@@ -188,7 +189,7 @@ def _join_stopped(keep: int) -> None:
 
 
 def pytest_sessionfinish() -> None:
-    _join_stopped(0)
+    join_stopped_servers()
 
 
 @contextmanager
@@ -210,7 +211,7 @@ def serve(app: Starlette) -> Iterator[str]:
     finally:
         srv.should_exit = True
         _STOPPING.append(thread)
-        _join_stopped(_MAX_STOPPING)
+        join_stopped_servers(_MAX_STOPPING)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Changes of import runs told through Redis pub/sub after each commit, by whoever wrote them."""
 
 import logging
+import time
 from datetime import UTC, datetime
 
 import anyio
@@ -8,6 +9,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 from conftest import TEST_REDIS_URL, with_settings
+from private_redis import private_redis
 from sqlalchemy.orm import Session
 
 from trends_gql.core import changes
@@ -111,6 +113,29 @@ def test_following_without_redis_is_service_unavailable(sqlite_settings: Setting
 
     with pytest.raises(ServiceUnavailable):
         anyio.run(follow)
+
+
+def test_a_redis_that_does_not_answer_is_given_up_on_after_pubsub_timeout(
+    sqlite_settings: Settings,
+) -> None:
+    async def follow(settings: Settings) -> None:
+        async with changes.follow(settings, IMPORT_RUN, 1):
+            pass
+
+    with private_redis() as server:
+        settings = with_settings(sqlite_settings, redis_url=server.url, pubsub_timeout=1.5)
+        with server.stalled():
+            started = time.monotonic()
+            with pytest.raises(ServiceUnavailable):
+                anyio.run(follow, settings)
+            waited = time.monotonic() - started
+            started = time.monotonic()
+            told = changes.publish(settings, IMPORT_RUN, frozenset({1}))
+            waited_to_tell = time.monotonic() - started
+    assert not told  # the write stands, its change untold
+    # A wait can end late on a busy machine, never early: the setting's 1.5 s, not a fixed 1 s.
+    assert 1.4 < waited < 15
+    assert 1.4 < waited_to_tell < 15
 
 
 def test_a_follower_hears_of_its_run_and_of_writes_to_unknown_runs_only(

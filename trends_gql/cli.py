@@ -6,7 +6,6 @@ import argparse
 import gc
 import getpass
 import logging
-import sqlite3
 import sys
 import time
 import traceback
@@ -490,6 +489,8 @@ def _migration_state(settings: Settings) -> str | None:
 
 def database_problem(exc: BaseException, settings: Settings) -> str | None:
     """What is wrong with the database and what to do, in one line, if `exc` says; else None."""
+    import sqlite3
+
     import psycopg
     import psycopg.errors
     from sqlalchemy.engine import make_url
