@@ -3,7 +3,7 @@
 BENCH_BASE (default HEAD) is written out with `git archive` under var/bench-compare/<commit>/
 and served by the same virtualenv, its package first on PYTHONPATH. Both serve the same rows of
 the benchmark's database (bench/run.py's settings: BENCH_DATABASE_URL, BENCH_REDIS_URL,
-BENCH_SECONDS, BENCH_ROUNDS), uncached (BENCH_CACHE=1: cached), answer L1 to L4 alike (checked
+BENCH_SECONDS, BENCH_ROUNDS), uncached (BENCH_CACHE=1: cached), answer L1 to L5 alike (checked
 first), and are measured in turn, in alternating order each round. Beside requests/s it prints
 the CPU time a request costs the server's processes and PostgreSQL's backends together, which
 the load of a shared machine changes less than the rate.
@@ -20,6 +20,7 @@ from pathlib import Path
 import psycopg
 from run import (
     BIN,
+    FIELDS,
     HTTP_ROWS,
     ROOT,
     SECONDS,
@@ -42,6 +43,8 @@ from run import (
     workloads,
     wrk,
 )
+
+from trends_gql.schema.limits import DOCUMENT_CACHE_SIZE
 
 BASE = os.environ.get("BENCH_BASE", "HEAD")
 CACHE = os.environ.get("BENCH_CACHE", "") not in ("", "0")
@@ -129,18 +132,43 @@ def main() -> int:
     return 0
 
 
+WALK = (
+    "query($first: Int, $after: String) "
+    f"{{ trends(first: $first, after: $after) {{ nodes {{ {FIELDS} }} }} }}"
+)
+
+
+def walked_pages(work: Path) -> Workload:
+    """L5: pages of a cursor walk, of 10 to 50 trends after each trend in turn, so that each
+    request's variables are new to the server (more of them than it keeps prepared)."""
+    with served("cursors", work, None) as url:
+        first = fetch(
+            url, Workload("cursors", "", "/graphql", "{ trends(first: 500) { edges { cursor } } }")
+        )
+    cursors = [e["cursor"] for e in first[0].json()["data"]["trends"]["edges"]]
+    payloads = tuple(
+        {"query": WALK, "variables": {"first": size, "after": cursor}}
+        for size in range(10, 60, 10)
+        for cursor in cursors
+    )
+    assert len(payloads) > 4 * DOCUMENT_CACHE_SIZE, "as many as the server keeps prepared"
+    return Workload(
+        "L5", "pages of a cursor walk, new variables each", "/graphql", payloads=payloads
+    )
+
+
 def compare(work: Path, base_tree: Path) -> None:
-    """Both servers on L1 to L4, ROUNDS rounds in alternating order; prints the table."""
+    """Both servers on L1 to L5, ROUNDS rounds in alternating order; prints the table."""
     reset_database()
     print(run([str(BIN / "trends"), "import", str(generate(HTTP_ROWS, work))]).strip())
-    wanted = workloads(probe(work).trend_id)[1:]
+    wanted = [*workloads(probe(work).trend_id)[1:], walked_pages(work)]
     names = {BASE: base_tree, "working tree": None}
     answers = []
     for name, tree in names.items():
         with served(name, work, tree) as url:
             answers.append([fetch(url, w)[0].content for w in wanted])
     if answers[0] != answers[1]:
-        raise BenchError("the two revisions answer L1 to L4 differently")
+        raise BenchError("the two revisions answer L1 to L5 differently")
     figures: Figures = {}
     for round_ in range(1, ROUNDS + 1):
         order = list(names.items()) if round_ % 2 else list(names.items())[::-1]

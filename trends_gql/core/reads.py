@@ -254,6 +254,8 @@ class Reads:
         self.prepared_max = prepared_max  # statements prepared on each connection, at most
         self.dialect = db.engine.dialect
         self.asynchronous = db.dialect == "postgresql"
+        # The dialect whose database renders JSON (schema/rendering.py): PostgreSQL's.
+        self.rendering = self.dialect if self.asynchronous else None
         self.pool_size = pool_size
         self.pools: dict[asyncio.AbstractEventLoop, _Pool] = {}
         # Called with the SQL of each statement read asynchronously, as SQLAlchemy's

@@ -105,11 +105,12 @@ class Prepared:
 
 
 def plan(
-    schema: Any, document: DocumentNode, operation_name: str | None, render: bool
+    schema: Any, document: DocumentNode, operation_name: str | None, render: sa.Dialect | None
 ) -> Plan | None:
     """The plan of a valid document's operation; None when it is not a query read here.
 
-    With `render`, lists of trends are rendered as JSON by the database where they can be.
+    With `render` (PostgreSQL's dialect), lists of trends are rendered as JSON by the database
+    where they can be.
     """
     operation = get_operation_ast(document, operation_name)
     if operation is None or operation.operation is not OperationType.QUERY:
@@ -138,7 +139,7 @@ def plan(
             if definition.permission_classes or definition.extensions:
                 return None
             answers, rendered = (
-                rendered_nodes(name, field, group, fragments) if render else ({}, {})
+                rendered_nodes(name, field, group, fragments, render) if render else ({}, {})
             )
             complete = completer(field.type, group, fragments, answers)
             fields.append(RootField(key, name, field, group, complete, rendered))
@@ -293,7 +294,7 @@ class PreparedReads(View):
 
     def _plan(self, query: str, operation_name: str | None) -> Plan | None:
         document = parse_document(query, max_tokens=self.settings.max_query_tokens)
-        return plan(self.schema, document, operation_name, render=self.reads.asynchronous)
+        return plan(self.schema, document, operation_name, render=self.reads.rendering)
 
     def _prepared(
         self, found: Plan | bool, query: str, variables: Any, operation_name: str | None

@@ -148,3 +148,24 @@ def read_columns(
     sets = [node.selection_set for node in nodes if node.selection_set]
     names = {group[0].name.value for group in collect(trend, sets, fragments).values()}
     return {"id"} | {TREND_COLUMNS[name] for name in names if name in TREND_COLUMNS}
+
+
+# The name of the page's subquery that rendered SQL reads its columns from.
+PAGE = "page"
+
+
+def rendered_sql(
+    trend: GraphQLObjectType, nodes: list[FieldNode], fragments: Fragments, dialect: sa.Dialect
+) -> str | None:
+    """`trend_json`'s SQL over the columns of a subquery named PAGE, its constants written in;
+    None when a field has no rendering here.
+
+    Building and compiling it costs several milliseconds: it is done once per document, not for
+    each request's variables."""
+    rendering = trend_json(trend, nodes, fragments, TREND_TABLE.alias(PAGE).c)
+    if rendering is None:
+        return None
+    sql = str(rendering.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    # A dialect of pyformat parameters (psycopg's) doubles each percent sign of the text, and
+    # doubles it again where the text is written into a statement (sa.literal_column).
+    return sql.replace("%%", "%") if dialect.paramstyle == "pyformat" else sql

@@ -18,14 +18,23 @@ from trends_gql.core.pagination import decode_id
 from trends_gql.core.settings import Settings
 from trends_gql.schema.completion import Complete, Fallback, Fragments, collect
 from trends_gql.schema.query import page_arguments
-from trends_gql.schema.rendering import read_columns, trend_json
+from trends_gql.schema.rendering import PAGE, read_columns, rendered_sql
 from trends_gql.schema.types import TREND_COLUMNS, TrendConnection, TrendFacets
 from trends_gql.trends import aggregates, queries
 
 Rows = list[list[Any]]  # the rows of each of a field's statements
-# The label of each JSON column of a rendered response key (schema/rendering.py) -> the `nodes`
-# fields rendered in it.
-Rendered = Mapping[str, list[FieldNode]]
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """A JSON column PostgreSQL writes beside each row of a page (schema/rendering.py)."""
+
+    columns: set[str]  # the keys of the columns it reads
+    sql: str  # over the page's subquery (rendering.PAGE)
+
+
+# The label of each JSON column of a rendered response key -> its rendering.
+Rendered = Mapping[str, Rendering]
 
 
 @dataclass(frozen=True)
@@ -84,16 +93,16 @@ def _trends(call: RootCall) -> FieldRead:
     edges = _selected(_object(connection.fields["edges"]), _named(groups, "edges"), fragments)
     trend = _object(connection.fields["nodes"])
     columns = _columns(trend, _named(completed, "nodes") + _named(edges, "node"), fragments)
-    read = set(columns).union(*(read_columns(trend, g, fragments) for g in rendered.values()))
+    read = set(columns).union(*(r.columns for r in rendered.values()))
     with_total = bool(_named(groups, "totalCount"))
     arguments = page_arguments(**call.args)
     page_size = call.settings.max_page_size
     query = queries.page_query(**arguments, columns=read, max_page_size=page_size)
     statement = query.statement
     if rendered:  # the page's rows, and their JSON beside the columns Python still reads
-        page = statement.subquery()
+        page = statement.subquery(PAGE)
         kept = {"id", *columns, *(column.key for column, _ in query.keyset.columns)}
-        jsons = [_json(trend, group, fragments, page).label(k) for k, group in rendered.items()]
+        jsons = [sa.literal_column(r.sql, sa.Text).label(k) for k, r in rendered.items()]
         statement = sa.select(*(c for k, c in page.c.items() if k in kept), *jsons).order_by(
             *query.keyset.order_by(page.c)
         )
@@ -155,28 +164,27 @@ def _label(key: str) -> str:
     return f"json_of_{key}"
 
 
-def _json(
-    trend: GraphQLObjectType, nodes: list[FieldNode], fragments: Fragments, page: sa.Subquery
-) -> sa.ColumnElement[str]:
-    rendering = trend_json(trend, nodes, fragments, page.c)
-    assert rendering is not None, "rendered_nodes found a rendering"
-    return rendering
-
-
 def rendered_nodes(
-    name: str, field: GraphQLField, nodes: list[FieldNode], fragments: Fragments
+    name: str,
+    field: GraphQLField,
+    nodes: list[FieldNode],
+    fragments: Fragments,
+    dialect: sa.Dialect,
 ) -> tuple[dict[str, Complete], Rendered]:
     """For Query.trends, its `nodes` that PostgreSQL can render: their answers (from the rows'
-    JSON), and what each JSON column renders."""
+    JSON), and each JSON column's rendering (in `dialect`'s SQL)."""
     if name != "trends":
         return {}, {}
     connection = _object(field)
     trend = _object(connection.fields["nodes"])
     answers: dict[str, Complete] = {}
-    rendered: dict[str, list[FieldNode]] = {}
+    rendered: dict[str, Rendering] = {}
     for key, group in _selected(connection, nodes, fragments).items():
-        if group[0].name.value == "nodes" and trend_json(trend, group, fragments) is not None:
-            rendered[_label(key)] = group
+        if group[0].name.value != "nodes":
+            continue
+        sql = rendered_sql(trend, group, fragments, dialect)
+        if sql is not None:
+            rendered[_label(key)] = Rendering(read_columns(trend, group, fragments), sql)
             answers[key] = _answer(_label(key))
     return answers, rendered
 
