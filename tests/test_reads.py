@@ -140,6 +140,39 @@ async def test_concurrent_reads_share_at_most_the_pools_connections(
         reads.close()
 
 
+def _filtered(**fields: Any) -> list[sa.Select[Any]]:
+    """A page of the trends matching a filter, and their count."""
+    trend_filter = queries.TrendFilter(**fields)
+    page = queries.page_query(trend_filter=trend_filter, columns=COLUMNS, first=50).statement
+    return [page, queries.count_statement(trend_filter)]
+
+
+async def test_statements_of_one_structure_read_each_their_own_values(
+    db: Database, tmp_path: Path
+) -> None:
+    load(db, tmp_path, SAMPLE)
+    filters = [
+        {"megatrend_in": ("AI",), "publications_min": 1},
+        {"megatrend_in": ("AI", "Robotics", "Mobility"), "publications_min": 1000},
+        {"megatrend_in": ("Robotics",), "publications_min": 0},
+        {"steepl_in": (Steepl.S, Steepl.T), "search": "energy"},
+        {"steepl_in": (Steepl.E,), "search": "a"},
+    ]
+    cases = [_filtered(**fields) for fields in filters]
+    # Values given by statement.params(), as the readiness statement's megatrend is.
+    cases += [[aggregates.readiness_statement(m)] for m in ("AI", "Robotics", "none of them")]
+    reads = Reads(db, pool_size=1)
+    try:
+        for statements in cases * 2:  # the second time, each structure is compiled already
+            read = await reads.fetch(reads.prepare(statements))
+            expected = db.call_sync(lambda s, st=statements: [list(s.execute(x)) for x in st])
+            assert [[tuple(r) for r in rows] for rows in read] == [
+                [tuple(r) for r in rows] for rows in expected
+            ]
+    finally:
+        reads.close()
+
+
 @contextlib.contextmanager
 def own_reads(settings: Settings, **options: Any) -> Iterator[Reads]:
     """Reads of the settings' database through a Database of their own, closed after."""

@@ -7,9 +7,7 @@ instead compiled once by SQLAlchemy (`Reads.prepare`: its final SQL text, its pa
 bound, its columns' result processors) and then run by `Reads.fetch` on psycopg's asynchronous
 connections, autocommit as the reads of Database.read and with the engine's statement timeout.
 SQLite has no asynchronous driver here: there the same statements go through Database.read.
-
-The rows are tuples readable as SQLAlchemy's rows are by the callers (by column key as
-attributes, `_mapping`, by position), with the values SQLAlchemy's types would give.
+A statement built again for other values is not compiled again (core/compiled.py).
 
 A read is sent through libpq itself (psycopg.pq), as a statement prepared once per connection,
 and its result waited for with one reader callback of the event loop: psycopg's asynchronous
@@ -19,10 +17,7 @@ the rest of a request by id. psycopg's own adapters still dump the parameters an
 
 import asyncio
 import contextlib
-import re
-from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -32,111 +27,8 @@ from psycopg import pq
 from psycopg.adapt import PyFormat, Transformer
 from psycopg.pq import TransactionStatus
 
+from trends_gql.core.compiled import Compilations, CompiledRead
 from trends_gql.core.db import Database, postgres_connect_args
-
-Processor = Any  # SQLAlchemy's result processor of a column: value -> value
-
-
-def _row_class(keys: Sequence[str]) -> Callable[..., Any]:
-    """A tuple type readable as SQLAlchemy's Row: `row.key`, `row._mapping`, `row[i]`."""
-    base = namedtuple("Row", keys, rename=True)  # type: ignore[misc]  # keys known at run time
-
-    class Row(base):
-        __slots__ = ()
-
-        @property
-        def _mapping(self) -> dict[str, Any]:
-            return dict(zip(keys, self, strict=True))
-
-    return Row
-
-
-# SQLAlchemy's placeholders for psycopg (pyformat), and its escaped percent sign.
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
-
-
-def _numbered(sql: str) -> tuple[bytes, list[str]]:
-    """SQL with pyformat placeholders as libpq takes it ($1, $2...), and the names in order."""
-    names: list[str] = []
-
-    def number(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name is None:
-            return "%"
-        if name not in names:
-            names.append(name)
-        return f"${names.index(name) + 1}"
-
-    return _PLACEHOLDER.sub(number, sql).encode(), names
-
-
-@dataclass
-class CompiledRead:
-    """One statement as libpq takes it, and how its rows come back."""
-
-    sql: str
-    params: dict[str, Any]
-    types: list[sa.types.TypeEngine[Any]]  # of the selected columns, in order
-    dialect: sa.Dialect
-    # From the columns the server describes (names and types, as SQLAlchemy reads them): the
-    # row type and each column's result processor, made on first use.
-    reading: tuple[Callable[..., Any], list[tuple[int, Processor]]] | None = field(default=None)
-    query: bytes = field(init=False)  # `sql` with numbered placeholders
-    values: list[Any] = field(init=False)  # `params` in their placeholders' order
-
-    def __post_init__(self) -> None:
-        self.query, names = _numbered(self.sql)
-        self.values = [self.params[name] for name in names]
-
-    def rows(self, result: pq.abc.PGresult, found: list[tuple[Any, ...]]) -> list[Any]:
-        """The rows of a result, their values converted as SQLAlchemy's column types convert."""
-        if self.reading is None:
-            self.reading = self._reading(result)
-        row, processors = self.reading
-        make = row._make  # type: ignore[attr-defined]
-        if not processors:
-            return [make(values) for values in found]
-        converted = []
-        for values in found:
-            listed = list(values)
-            for i, process in processors:
-                if listed[i] is not None:
-                    listed[i] = process(listed[i])
-            converted.append(make(listed))
-        return converted
-
-    def _reading(
-        self, result: pq.abc.PGresult
-    ) -> tuple[Callable[..., Any], list[tuple[int, Processor]]]:
-        dialect = self.dialect
-        names, oids = [], []
-        for i in range(result.nfields):
-            names.append((result.fname(i) or b"").decode())
-            oids.append(result.ftype(i))
-        processors = []
-        for i, (type_, oid) in enumerate(zip(self.types, oids, strict=True)):
-            process = type_.dialect_impl(dialect).result_processor(dialect, oid)
-            if process is not None:
-                processors.append((i, process))
-        return _row_class(names), processors
-
-
-def compile_read(statement: sa.Select[Any], dialect: sa.Dialect) -> CompiledRead:
-    """A statement compiled for psycopg, with its parameters bound as SQLAlchemy binds them."""
-    compiled = statement.compile(dialect=dialect)
-    expanded = compiled.construct_expanded_state()
-    processors = {
-        name: bind.type.dialect_impl(dialect).bind_processor(dialect)
-        for bind, name in compiled.bind_names.items()
-    }
-    processors.update(expanded.processors)
-    params = {}
-    for name, value in expanded.parameters.items():
-        process = processors.get(name)
-        params[name] = value if process is None or value is None else process(value)
-    types = [column.type for column in statement.selected_columns]
-    return CompiledRead(expanded.statement, params, types, dialect)
-
 
 # Per connection: (statement, parameter types) -> the name it is prepared under.
 _Prepared = dict[tuple[bytes, tuple[int, ...]], bytes]
@@ -253,6 +145,7 @@ class Reads:
         self.db = db
         self.prepared_max = prepared_max  # statements prepared on each connection, at most
         self.dialect = db.engine.dialect
+        self.compilations = Compilations(self.dialect)
         self.asynchronous = db.dialect == "postgresql"
         # The dialect whose database renders JSON (schema/rendering.py): PostgreSQL's.
         self.rendering = self.dialect if self.asynchronous else None
@@ -266,7 +159,7 @@ class Reads:
         """What `fetch` reads: the statements, compiled where they are read asynchronously."""
         if not self.asynchronous:
             return list(statements)
-        return [compile_read(s, self.dialect) for s in statements]
+        return [self.compilations.read(s) for s in statements]
 
     async def fetch(self, prepared: Sequence[Any]) -> list[list[Any]]:
         """The rows of each prepared statement, read in order on one connection."""
