@@ -26,9 +26,13 @@ import sqlalchemy as sa
 from psycopg import pq
 from psycopg.adapt import PyFormat, Transformer
 from psycopg.pq import TransactionStatus
+from sqlalchemy.orm import Session
 
 from trends_gql.core.compiled import Compilations, CompiledRead
 from trends_gql.core.db import Database, postgres_connect_args
+
+# Whether a statement is read, given the rows of those read before it (Reads.fetch).
+Wanted = Callable[[list[list[Any]]], bool]
 
 # Per connection: (statement, parameter types) -> the name it is prepared under.
 _Prepared = dict[tuple[bytes, tuple[int, ...]], bytes]
@@ -161,14 +165,29 @@ class Reads:
             return list(statements)
         return [self.compilations.read(s) for s in statements]
 
-    async def fetch(self, prepared: Sequence[Any]) -> list[list[Any]]:
-        """The rows of each prepared statement, read in order on one connection."""
+    async def fetch(
+        self, prepared: Sequence[Any], wanted: Sequence[Wanted | None] = ()
+    ) -> list[list[Any]]:
+        """The rows of each prepared statement, read in order on one connection; no rows for a
+        statement whose condition in `wanted` (given the rows read before it) is false."""
+        conditions = list(wanted) or [None] * len(prepared)
         if not self.asynchronous:
-            return await self.db.read(lambda s: [list(s.execute(st)) for st in prepared])
+
+            def read_all(session: Session) -> list[list[Any]]:
+                results: list[list[Any]] = []
+                for statement, condition in zip(prepared, conditions, strict=True):
+                    skipped = condition is not None and not condition(results)
+                    results.append([] if skipped else list(session.execute(statement)))
+                return results
+
+            return await self.db.read(read_all)
         pool = self._pool()
         async with pool.connection() as conn:
-            results = []
-            for read in prepared:
+            results: list[list[Any]] = []
+            for read, condition in zip(prepared, conditions, strict=True):
+                if condition is not None and not condition(results):
+                    results.append([])
+                    continue
                 for observe in self.observers:
                     observe(read.sql)
                 results.append(await pool.read(conn, read))

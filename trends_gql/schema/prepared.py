@@ -51,7 +51,7 @@ from strawberry.types.unset import UNSET
 from trends_gql.accounts.auth import is_staff
 from trends_gql.cache.store import Cache
 from trends_gql.core import instruments
-from trends_gql.core.reads import Reads
+from trends_gql.core.reads import Reads, Wanted
 from trends_gql.core.settings import Settings
 from trends_gql.schema import EXECUTION_CONTEXT
 from trends_gql.schema.caching import request_parts
@@ -99,6 +99,8 @@ class Prepared:
 
     cost: int
     statements: Sequence[Any]  # Reads.prepare's, of every field in turn
+    # Per statement, whether it is read, from the rows read before it (None: always).
+    wanted: Sequence[Wanted | None]
     # Per field: its response key, the slice of the statements that are its, its value, and
     # the completion of its value.
     fields: list[tuple[str, slice, Callable[[Rows], Any], Complete]]
@@ -165,6 +167,7 @@ def prepare(
         return None
     registry, config = schema.schema_converter.scalar_registry, schema.config
     statements: list[sa.Select[Any]] = []
+    wanted: list[Wanted | None] = []
     fields = []
     for root in plan.fields:
         if not _included(root.nodes[0], coerced):
@@ -178,8 +181,16 @@ def prepare(
             read = ROOTS[root.name](call)
         span = slice(len(statements), len(statements) + len(read.statements))
         statements += read.statements
+        wanted += [None] * len(read.statements)
+        if read.last_wanted is not None:
+            wanted[-1] = _of_field(read.last_wanted, span.start)
         fields.append((root.key, span, read.source, root.complete))
-    return Prepared(figures.cost, reads.prepare(statements), fields)
+    return Prepared(figures.cost, reads.prepare(statements), wanted, fields)
+
+
+def _of_field(last_wanted: Callable[[Rows], bool], start: int) -> Wanted:
+    """A field's condition on its own rows, as one on every row read so far."""
+    return lambda read: last_wanted(read[start:])
 
 
 def _included(node: FieldNode, variables: Any) -> bool:
@@ -196,7 +207,7 @@ def _included(node: FieldNode, variables: Any) -> bool:
 
 async def answer(prepared: Prepared, reads: Reads) -> bytes:
     """The response body of a prepared request; Fallback (or any error) if not answered."""
-    rows = await reads.fetch(prepared.statements) if prepared.statements else []
+    rows = await reads.fetch(prepared.statements, prepared.wanted) if prepared.statements else []
     data = {key: complete(source(rows[span])) for key, span, source, complete in prepared.fields}
     return orjson.dumps({"data": data})
 

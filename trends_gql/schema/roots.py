@@ -43,6 +43,8 @@ class FieldRead:
 
     statements: list[sa.Select[Any]]
     source: Callable[[Rows], Any]
+    # Whether its last statement is read, from the rows of those before it (None: always).
+    last_wanted: Callable[[Rows], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -106,17 +108,19 @@ def _trends(call: RootCall) -> FieldRead:
         statement = sa.select(*(c for k, c in page.c.items() if k in kept), *jsons).order_by(
             *query.keyset.order_by(page.c)
         )
-    statements = [statement]
-    if with_total:
-        statements.append(queries.count_statement(arguments["trend_filter"]))
+    if not with_total:
+        return FieldRead([statement], lambda rows: TrendConnection(page=query.page(rows[0])))
+
+    def counted(rows: Rows) -> bool:
+        return not query.page(rows[0]).holds_every_match
 
     def source(rows: Rows) -> TrendConnection:
         page = query.page(rows[0])
-        if with_total:
-            page.total = rows[1][0][0]
+        page.total = len(page.rows) if page.holds_every_match else rows[1][0][0]
         return TrendConnection(page=page)
 
-    return FieldRead(statements, source)
+    count = queries.count_statement(arguments["trend_filter"])
+    return FieldRead([statement, count], source, last_wanted=counted)
 
 
 def _trend(call: RootCall) -> FieldRead:
