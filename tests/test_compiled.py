@@ -65,3 +65,13 @@ def test_a_statement_built_again_for_new_values_costs_less_than_compiling_it() -
             statement.compile(dialect=DIALECT)
         compiled.append(time.process_time() - started)
     assert min(read) < min(compiled) / 2, (read, compiled)
+
+
+def test_the_texts_of_one_structure_are_bounded() -> None:
+    kept = Compilations(DIALECT)
+    for length in range(1, 41):  # an expanding IN list of each length: a final text each
+        statement = queries.trends_statement(range(length), COLUMNS)
+        read, fresh = kept.read(statement), Compilations(DIALECT).read(statement)
+        assert (read.sql, read.params) == (fresh.sql, fresh.params)
+    (shape,) = kept.shapes.values()
+    assert len(shape.texts) == 32

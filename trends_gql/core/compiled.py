@@ -121,6 +121,10 @@ class CompiledRead:
         return _row_class(names), processors
 
 
+# The final texts kept per structure: one per combination of its lists' lengths.
+_TEXTS_MAX = 32
+
+
 class _Shape:
     """What statements of one structure share: their compilation, their bind processors, the
     types of their columns, and their final SQL texts (one per length of each expanded list)."""
@@ -138,6 +142,8 @@ class _Shape:
     def text(self, sql: str) -> _Text:
         found = self.texts.get(sql)
         if found is None:
+            if len(self.texts) >= _TEXTS_MAX:  # lists of many lengths: the oldest goes
+                del self.texts[next(iter(self.texts))]
             found = self.texts[sql] = _Text(sql)
         return found
 
@@ -145,10 +151,10 @@ class _Shape:
 class Compilations:
     """Statements compiled once per structure, as SQLAlchemy's engines cache them: by its cache
     key, the statement without its values. A statement built again for new values (a cursor
-    walk's next page, another filter) costs a tenth of compiling it.
+    walk's next page, another filter) costs a fifth of compiling it.
 
     The cache key is SQLAlchemy's private `_generate_cache_key` (sqlalchemy is bounded to its
-    next minor; tests/test_reads.py fails the day it stops paying)."""
+    next minor; tests/test_compiled.py fails the day it stops paying)."""
 
     def __init__(self, dialect: sa.Dialect, size: int = 256) -> None:
         self.dialect = dialect
