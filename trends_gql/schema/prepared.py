@@ -10,7 +10,8 @@ errors the usual way (which proves that it parses within the token limit and is 
 - once per document and variables: the same document limits (limits.over_limits, the cost
   budget), the same coercion of variables and arguments (graphql-core's, then Strawberry's),
   the same services' statements for the same arguments (page_query, trends_statement,
-  readiness_statement, MEGATRENDS, facets_statement), compiled (core/reads.py);
+  readiness_statement, MEGATRENDS, facets_statement), compiled once per structure
+  (core/compiled.py; a page's JSON rendering once per document, in its plan);
 - per request: the statements read on one connection (without a worker thread on
   PostgreSQL), their rows completed as graphql-core completes them (the `nodes` of a page
   rendered as JSON by PostgreSQL: schema/roots.py), encoded as the view does.
