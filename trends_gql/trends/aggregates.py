@@ -6,6 +6,7 @@ than the summary's read the matching trends (grouped once).
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -101,9 +102,9 @@ class Facets:
     megatrend: list[tuple[str, int]] = field(default_factory=list)
 
 
-def _counts(trend_filter: TrendFilter | None) -> sa.CTE:
+def _counts(trend_filter: TrendFilter | None) -> sa.Subquery:
     """Trend counts per key of trend_summary under the filter: the summary's own rows when the
-    filter names only its columns, the matching trends grouped so otherwise (read once)."""
+    filter names only its columns, the matching trends grouped so otherwise."""
     if summarised(trend_filter):
         stmt = sa.select(TREND_SUMMARY_TABLE).where(
             *filter_clauses(trend_filter, TREND_SUMMARY_TABLE)
@@ -115,38 +116,49 @@ def _counts(trend_filter: TrendFilter | None) -> sa.CTE:
             .where(*filter_clauses(trend_filter))
             .group_by(*key)
         )
-    return stmt.cte("counts")
+    return stmt.subquery("counts")
+
+
+# Each value of each facet but the megatrend, in the order of facets_statement's columns after
+# the megatrend and its count: the members, and None where the column may be null.
+_VALUES: list[tuple[str, StrEnum | None]] = [
+    (name, value)
+    for name, members in fields.CHOICES.items()
+    for value in [*members, *([None] if T[name].nullable else [])]
+]
 
 
 def facets_statement(trend_filter: TrendFilter | None) -> sa.Select[Any]:
-    """The statement of trend_facets: (facet, value, count) rows, in one SQL statement."""
-    counts = _counts(trend_filter)
-    c = counts.c
-    parts = [
-        sa.select(sa.literal(name), sa.cast(c[name], sa.String), _total(c.trend_count)).group_by(
-            c[name]
+    """The statement of trend_facets, one pass over the counts: per megatrend (whatever its
+    case), its name, its count, and its count for each value of each other facet."""
+    c = _counts(trend_filter).c
+    per_value = [
+        _total(
+            sa.case(
+                (c[name].is_(None) if value is None else c[name] == value.value, c.trend_count),
+                else_=0,
+            )
         )
-        for name in fields.CHOICES
+        for name, value in _VALUES
     ]
-    parts.append(
-        sa.select(
-            sa.literal("megatrend"), sa.func.min(c.megatrend), _total(c.trend_count)
-        ).group_by(sa.func.lower(c.megatrend))
-    )
-    return sa.select(sa.union_all(*parts).subquery())
+    stmt = sa.select(sa.func.min(c.megatrend), _total(c.trend_count), *per_value)
+    return cast(sa.Select[Any], stmt.group_by(sa.func.lower(c.megatrend)))
 
 
 def facets_of(rows: Iterable[Any]) -> Facets:
-    """The facets of facets_statement's rows."""
+    """The facets of facets_statement's rows (values without trends left out)."""
     facets = Facets()
-    # A missing readiness level comes back as NULL, which SQLAlchemy's column types leave out.
-    for facet, value, count in cast(Iterable[tuple[str, str | None, int]], rows):
-        if facet in fields.CHOICES:
-            value = "NONE" if value is None else fields.CHOICES[facet](value).name
-        getattr(facets, facet).append((value, count))
+    sums: dict[tuple[str, StrEnum | None], int] = dict.fromkeys(_VALUES, 0)
+    for megatrend, count, *counts in cast(Iterable[tuple[Any, ...]], rows):
+        facets.megatrend.append((megatrend, count))
+        for facet_value, n in zip(_VALUES, counts, strict=True):
+            sums[facet_value] += n
+    for (name, value), n in sums.items():
+        if n:
+            getattr(facets, name).append(("NONE" if value is None else value.name, n))
     for name in (*fields.CHOICES, "megatrend"):
         getattr(facets, name).sort(key=lambda vc: (-vc[1], vc[0]))
-    facets.total = sum(count for _, count in facets.steepl)
+    facets.total = sum(count for _, count in facets.megatrend)
     return facets
 
 
