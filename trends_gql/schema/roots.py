@@ -116,7 +116,7 @@ def _trends(call: RootCall) -> FieldRead:
 
     def source(rows: Rows) -> TrendConnection:
         page = query.page(rows[0])
-        page.total = len(page.rows) if page.holds_every_match else rows[1][0][0]
+        page.count_matches(lambda: int(rows[1][0][0]))
         return TrendConnection(page=page)
 
     count = queries.count_statement(arguments["trend_filter"])

@@ -6,7 +6,7 @@ matching trends otherwise; the aggregates are in trends/aggregates.py.
 """
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -189,6 +189,10 @@ class TrendPage:
         their number is the count (no statement needed)."""
         return not self.has_previous and not self.has_next
 
+    def count_matches(self, count: Callable[[], int]) -> None:
+        """Set `total`: the page's own rows when it holds every match, `count()` otherwise."""
+        self.total = len(self.rows) if self.holds_every_match else count()
+
 
 # More terms order nothing further (each field once; id breaks ties) and only slow the keyset.
 MAX_ORDER_TERMS = 3
@@ -306,9 +310,7 @@ def list_trends(
     )
     page = query.page(list(session.execute(query.statement)))
     if with_total:
-        page.total = (
-            len(page.rows) if page.holds_every_match else count_trends(session, trend_filter)
-        )
+        page.count_matches(lambda: count_trends(session, trend_filter))
     return page
 
 
