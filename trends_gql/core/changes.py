@@ -17,6 +17,7 @@ import anyio
 import redis
 import redis.asyncio as aioredis
 
+from trends_gql.core.connections import shared_client
 from trends_gql.core.errors import ServiceUnavailable
 from trends_gql.core.settings import Settings
 
@@ -51,11 +52,7 @@ def publish(settings: Settings, table: str, ids: frozenset[int] | None) -> bool:
     read (a warning is logged, at most once a minute).
     """
     rows: list[int | str] = sorted(ids) if ids is not None else [SOME]
-    client = redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.pubsub_timeout,
-        socket_connect_timeout=settings.pubsub_timeout,
-    )
+    client = shared_client(settings.redis_url, settings.pubsub_timeout)
     try:
         with client.pipeline(transaction=False) as pipe:
             for row in rows:
@@ -65,8 +62,6 @@ def publish(settings: Settings, table: str, ids: frozenset[int] | None) -> bool:
     except redis.RedisError as exc:
         _warn("changes of %s not told to live followers (Redis: %s)", table, exc)
         return False
-    finally:
-        client.close()
 
 
 class Follower:

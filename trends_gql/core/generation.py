@@ -11,6 +11,7 @@ import secrets
 
 import redis
 
+from trends_gql.core.connections import shared_client
 from trends_gql.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def bump(settings: Settings) -> bool:
     """Bump the generation after a committed write; False (logged) when Redis is unreachable."""
     if settings.cache_ttl <= 0:
         return True
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
+    client = shared_client(settings.redis_url, timeout=1)
     try:
         client.eval(_BUMP, 1, key(settings), random_start(), channel(settings))
         # Answered only after Redis has written the message of the bump to its subscribers'
@@ -73,5 +74,3 @@ def bump(settings: Settings) -> bool:
             settings.cache_ttl,
         )
         return False
-    finally:
-        client.close()
