@@ -29,19 +29,19 @@ def test_one_client_per_url_and_timeout() -> None:
 
 
 def test_commits_that_bump_and_publish_reuse_their_connections(
-    sqlite_settings: Settings, tmp_path: Path
+    backend: Settings, db: Database, tmp_path: Path
 ) -> None:
     with private_redis() as server:
-        settings = with_settings(sqlite_settings, redis_url=server.url)
-        db = Database.of(settings)
+        # The test's emptied database, its commits told to a Redis that counts connections.
+        told = Database.of(with_settings(backend, redis_url=server.url))
         try:
-            load(db, tmp_path, csv_text([trend_row(macrotrend="First")]))
-            db.call_sync(_new_run)
+            load(told, tmp_path, csv_text([trend_row(macrotrend="First")]))
+            told.call_sync(_new_run)
             before = connections_received(server.url)
             for n in range(10):  # each commit writes trends (a bump), then an import run (told)
-                assert load(db, tmp_path, csv_text([trend_row(macrotrend=f"M{n}")])).created == 1
-                db.call_sync(_new_run)
+                assert load(told, tmp_path, csv_text([trend_row(macrotrend=f"M{n}")])).created == 1
+                told.call_sync(_new_run)
             # One connection: the count's own. Connecting per commit made it 21.
             assert connections_received(server.url) - before == 1
         finally:
-            db.dispose()
+            told.dispose()
