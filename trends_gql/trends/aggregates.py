@@ -14,7 +14,13 @@ from sqlalchemy.orm import Session
 
 from trends_gql.core import fields, summary
 from trends_gql.core.models import TREND_SUMMARY_TABLE, TREND_TABLE, TRL_SCORES
-from trends_gql.trends.queries import TrendFilter, filter_clauses, summarised, text_argument
+from trends_gql.trends.queries import (
+    SplitSearch,
+    TrendFilter,
+    filter_clauses,
+    summarised,
+    text_argument,
+)
 
 T = TREND_TABLE.c
 S = TREND_SUMMARY_TABLE.c
@@ -115,19 +121,18 @@ class Facets:
 
 def _counts(trend_filter: TrendFilter | None) -> sa.Subquery:
     """Trend counts per key of trend_summary under the filter: the summary's own rows when the
-    filter names only its columns, the matching trends grouped so otherwise."""
+    filter names only its columns, the matching trends grouped so otherwise, or both for a
+    search that SplitSearch splits."""
+    key = [T[name] for name in summary.KEY]
+    kept = [S[name] for name in summary.KEY]
     if summarised(trend_filter):
-        stmt = sa.select(TREND_SUMMARY_TABLE).where(
-            *filter_clauses(trend_filter, TREND_SUMMARY_TABLE)
-        )
-    else:
-        key = [T[name] for name in summary.KEY]
-        stmt = (
-            sa.select(*key, sa.func.count().label("trend_count"))
-            .where(*filter_clauses(trend_filter))
-            .group_by(*key)
-        )
-    return stmt.subquery("counts")
+        where = filter_clauses(trend_filter, TREND_SUMMARY_TABLE)
+        return sa.select(*kept, S.trend_count).where(*where).subquery("counts")
+    grouped = sa.select(*key, sa.func.count().label("trend_count")).group_by(*key)
+    if split := SplitSearch.of(trend_filter):
+        in_names = sa.select(*kept, S.trend_count).where(*split.in_names())
+        return sa.union_all(in_names, grouped.where(*split.elsewhere())).subquery("counts")
+    return grouped.where(*filter_clauses(trend_filter)).subquery("counts")
 
 
 # Each value of each facet but the megatrend, in the order of facets_statement's columns after

@@ -2,9 +2,12 @@
 
 A count reads trend_summary (counts per megatrend, macrotrend, TRL, impact and STEEPL, kept
 exact by triggers: core/summary.py) whenever the filter names only those columns, and the
-matching trends otherwise; the aggregates are in trends/aggregates.py.
+matching trends otherwise; the aggregates are in trends/aggregates.py. A search under such a
+filter is counted in two parts (SplitSearch): its matches in megatrend or macrotrend from
+trend_summary, and only the other trends from the trends themselves.
 """
 
+import dataclasses
 import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -14,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from trends_gql.core import fields
+from trends_gql.core import fields, summary
 from trends_gql.core.errors import BadUserInput, too_many_entries
 from trends_gql.core.fields import ImpactStrength, Steepl, TechnologyReadinessLevel
 from trends_gql.core.models import TREND_SUMMARY_TABLE, TREND_TABLE
@@ -25,6 +28,9 @@ S = TREND_SUMMARY_TABLE.c
 # Each is matched on its own, as the trigram index ix_trend_search holds it: a term never
 # spans two columns.
 SEARCHED = tuple(T[name] for name in fields.SEARCHED)
+# The searched columns that trend_summary holds too, and the others.
+NAMES = tuple(name for name in fields.SEARCHED if name in summary.KEY)
+TEXTS = tuple(name for name in fields.SEARCHED if name not in summary.KEY)
 
 
 class TrendOrderField(enum.Enum):
@@ -175,6 +181,50 @@ def summarised(f: TrendFilter | None) -> bool:
     return not searched and f.updated_since is None and all(b is None for b in bounds)
 
 
+def _found(term: str, table: sa.TableClause, names: Iterable[str]) -> sa.ColumnElement[bool]:
+    """Whether any of the columns `names` of `table` holds `term`, ignoring case."""
+    return sa.or_(*(table.c[name].icontains(term, autoescape=True) for name in names))
+
+
+@dataclass(frozen=True)
+class SplitSearch:
+    """A search under a filter that trend_summary answers otherwise, counted in two parts.
+
+    A term common in megatrend or macrotrend names matches a large share of the trends, which
+    a count would read one by one. Those matches are summed over trend_summary's keys instead,
+    and only the trends whose names do not hold the term are read, through the trigram index:
+    for a term found in names only, none (at 1,000,000 rows: 2.5 ms instead of 141).
+    """
+
+    rest: TrendFilter  # the filter without its search
+    term: str
+
+    @classmethod
+    def of(cls, f: TrendFilter | None) -> "SplitSearch | None":
+        """The filter's search split so, when it has one and the rest is summarised."""
+        if f is None or not (term := text_argument(f.search or "", "search")):
+            return None
+        rest = dataclasses.replace(f, search=None)
+        return cls(rest, term) if summarised(rest) else None
+
+    def in_names(self) -> list[sa.ColumnElement[bool]]:
+        """WHERE terms on trend_summary: its keys whose names hold the term."""
+        return [
+            *filter_clauses(self.rest, TREND_SUMMARY_TABLE),
+            _found(self.term, TREND_SUMMARY_TABLE, NAMES),
+        ]
+
+    def elsewhere(self) -> list[sa.ColumnElement[bool]]:
+        """WHERE terms on trend: the other matches, whose names do not hold the term."""
+        return [
+            *filter_clauses(self.rest),
+            # Not NOT (...): PostgreSQL would split it into one test per name and run those
+            # first, on every row, before the filter's own terms.
+            _found(self.term, TREND_TABLE, NAMES).is_not(sa.true()),
+            _found(self.term, TREND_TABLE, TEXTS),
+        ]
+
+
 @dataclass
 class TrendPage:
     rows: list[Any]
@@ -230,9 +280,13 @@ _TOTAL = sa.select(sa.cast(sa.func.coalesce(sa.func.sum(S.trend_count), 0), sa.I
 
 def count_statement(trend_filter: TrendFilter | None = None) -> sa.Select[Any]:
     """The statement counting the trends that match the filter: a sum over trend_summary when
-    the filter names only its columns."""
+    the filter names only its columns, in part when it also searches (SplitSearch)."""
     if summarised(trend_filter):
         return _TOTAL.where(*filter_clauses(trend_filter, TREND_SUMMARY_TABLE))
+    if split := SplitSearch.of(trend_filter):
+        in_names = _TOTAL.where(*split.in_names()).scalar_subquery()
+        elsewhere = sa.select(sa.func.count()).select_from(TREND_TABLE).where(*split.elsewhere())
+        return sa.select(in_names + elsewhere.scalar_subquery())
     return sa.select(sa.func.count()).select_from(TREND_TABLE).where(*filter_clauses(trend_filter))
 
 
