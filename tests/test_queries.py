@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from conftest import SAMPLE, GraphQL, csv_text, load, trend_row
 from sqlalchemy.orm import Session
 
+from trends_gql.core import plans
 from trends_gql.core.db import Database
 from trends_gql.core.errors import BadUserInput
 from trends_gql.core.fields import Steepl
@@ -1259,14 +1260,44 @@ def test_search_is_served_by_the_trigram_index_with_the_same_answers(
 
             sent = _statements(session, page_and_count)
             assert len(sent) == 2  # the page, and a count (the page alone holds every match)
-            # The page looks in every searched column; the count in those trend_summary does
-            # not hold (its matches in names are summed there: queries.SplitSearch).
-            indexed = [len(queries.SEARCHED), len(queries.TEXTS)]
+            # The page looks in every searched column. The count holds two counts, of which it
+            # runs one (queries.SplitSearch): in the columns trend_summary does not hold (when
+            # some names hold the term, summed there), or in every searched column.
+            indexed = [len(queries.SEARCHED), len(queries.TEXTS) + len(queries.SEARCHED)]
             for (statement, parameters), columns in zip(sent, indexed, strict=True):
                 plan = session.connection().exec_driver_sql("EXPLAIN " + statement, parameters)
                 text = "\n".join(plan.scalars())
                 assert text.count("Bitmap Index Scan on ix_trend_search") == columns, (term, text)
             assert _searched_ids(session, term) == scanned, term
+
+
+def _trend_rows_read(node: dict[str, Any]) -> int:
+    """The rows an EXPLAIN ANALYZE plan tree read from the trend table."""
+    read = 0
+    if node.get("Relation Name") == "trend" and node["Node Type"] != "Bitmap Index Scan":
+        removed = node.get("Rows Removed by Filter", 0) + node.get(
+            "Rows Removed by Index Recheck", 0
+        )
+        read = (node.get("Actual Rows", 0) + removed) * node.get("Actual Loops", 1)
+    return read + sum(_trend_rows_read(child) for child in node.get("Plans", ()))
+
+
+def test_the_count_of_a_term_found_in_names_only_reads_no_trend(
+    backend: Settings, db: Database, rows: list[Node]
+) -> None:
+    if backend.database_url.startswith("sqlite"):
+        pytest.skip("SQLite's planner is not PostgreSQL's; the statement is the same")
+    term = "quantum"
+    found = searched(rows, term)
+    assert found
+    assert all(term not in str(row[f]).lower() for row in found for f in SEARCHED[2:])
+    statement = queries.count_statement(queries.TrendFilter(search=term))
+    with db.session() as session:
+        session.execute(sa.text("SET LOCAL enable_seqscan = off"))  # a few rows: as at scale
+        assert session.execute(statement).scalar_one() == len(found)
+        [sent] = _statements(session, lambda: session.execute(statement))
+        plan = plans.explain(session.connection(), plans.Statement(*sent))
+    assert _trend_rows_read(plan.tree) == 0, plan.summary()
 
 
 def test_updated_since_is_served_by_the_updated_at_index(
