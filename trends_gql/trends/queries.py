@@ -25,10 +25,8 @@ from trends_gql.core.pagination import Keyset, check_first
 
 T = TREND_TABLE.c
 S = TREND_SUMMARY_TABLE.c
-# Each is matched on its own, as the trigram index ix_trend_search holds it: a term never
-# spans two columns.
-SEARCHED = tuple(T[name] for name in fields.SEARCHED)
-# The searched columns that trend_summary holds too, and the others.
+# The searched columns that trend_summary holds too, and the others. Each is matched on its own,
+# as the trigram index ix_trend_search holds it: a term never spans two columns.
 NAMES = tuple(name for name in fields.SEARCHED if name in summary.KEY)
 TEXTS = tuple(name for name in fields.SEARCHED if name not in summary.KEY)
 
@@ -131,6 +129,11 @@ def _since(moment: datetime) -> datetime:
     return moment
 
 
+def _found(term: str, table: sa.TableClause, names: Iterable[str]) -> sa.ColumnElement[bool]:
+    """Whether any of the columns `names` of `table` holds `term`, ignoring case."""
+    return sa.or_(*(table.c[name].icontains(term, autoescape=True) for name in names))
+
+
 def filter_clauses(
     f: TrendFilter | None, table: sa.TableClause = TREND_TABLE
 ) -> list[sa.ColumnElement[bool]]:
@@ -167,7 +170,7 @@ def filter_clauses(
         clauses.append(c.updated_at >= _since(f.updated_since))
     term = text_argument(f.search or "", "search")
     if term:
-        clauses.append(sa.or_(*(c[s.key].icontains(term, autoescape=True) for s in SEARCHED)))
+        clauses.append(_found(term, table, fields.SEARCHED))
     return clauses
 
 
@@ -179,11 +182,6 @@ def summarised(f: TrendFilter | None) -> bool:
     bounds = (getattr(f, f"{short}_{end}") for short in fields.COUNTS for end in ("min", "max"))
     searched = bool((f.search or "").strip())
     return not searched and f.updated_since is None and all(b is None for b in bounds)
-
-
-def _found(term: str, table: sa.TableClause, names: Iterable[str]) -> sa.ColumnElement[bool]:
-    """Whether any of the columns `names` of `table` holds `term`, ignoring case."""
-    return sa.or_(*(table.c[name].icontains(term, autoescape=True) for name in names))
 
 
 @dataclass(frozen=True)
@@ -285,15 +283,19 @@ def count_statement(trend_filter: TrendFilter | None = None) -> sa.Select[Any]:
     the filter names only its columns, in part when it also searches (SplitSearch)."""
     if summarised(trend_filter):
         return _TOTAL.where(*filter_clauses(trend_filter, TREND_SUMMARY_TABLE))
+    whole = _counted(filter_clauses(trend_filter))
     if split := SplitSearch.of(trend_filter):
         in_names = _TOTAL.where(*split.in_names()).subquery("in_names").c[0]
-        elsewhere, whole = (
-            sa.select(sa.func.count()).select_from(TREND_TABLE).where(*terms).scalar_subquery()
-            for terms in (split.elsewhere(), filter_clauses(trend_filter))
-        )
+        elsewhere = _counted(split.elsewhere()).scalar_subquery()
         # Only the count chosen runs (each is an InitPlan, run when first needed).
-        return sa.select(in_names + sa.case((in_names > 0, elsewhere), else_=whole))
-    return sa.select(sa.func.count()).select_from(TREND_TABLE).where(*filter_clauses(trend_filter))
+        chosen = sa.case((in_names > 0, elsewhere), else_=whole.scalar_subquery())
+        return sa.select(in_names + chosen)
+    return whole
+
+
+def _counted(where: Iterable[sa.ColumnElement[bool]]) -> sa.Select[Any]:
+    """The count of the trends that meet every term of `where`."""
+    return sa.select(sa.func.count()).select_from(TREND_TABLE).where(*where)
 
 
 def count_trends(session: Session, trend_filter: TrendFilter | None = None) -> int:
