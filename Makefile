@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Python keeps its bytecode caches (and pytest its rewritten test modules) even where the
+# environment turns them off: the tests start dozens of processes that import the package.
+unexport PYTHONDONTWRITEBYTECODE
 
 .DEFAULT_GOAL := help
 .PHONY: help install run migrate serve test test-lowest lint format schema vendor bench bench-attacks clean
@@ -68,3 +71,4 @@ bench-attacks: install ## time the refusal of each known attack next to a normal
 
 clean: ## remove .venv and caches (keeps var/ and media/)
 	rm -rf $(VENV) $(LOWEST) .pytest_cache .ruff_cache .mypy_cache *.egg-info
+	find trends_gql jobs migrations tests bench -name __pycache__ -prune -exec rm -rf {} +

@@ -1,6 +1,7 @@
 """Fixtures: real SQLite and PostgreSQL databases, the real app served by uvicorn over HTTP."""
 
 import csv
+import fcntl
 import gc
 import io
 import os
@@ -9,6 +10,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -364,9 +366,33 @@ def summary_matches(session: Session) -> int:
     return sum(row[-1] for row in grouped)
 
 
+# Generated files, made once per test run for all its processes (pytest_configure): a 100,000-row
+# file takes a second of CPU to generate, and each worker used to make its own.
+GENERATED = "TRENDS_TEST_GENERATED"
+
+
+def pytest_configure() -> None:
+    if not WORKER:  # the run's first process; xdist's workers inherit its environment
+        os.environ[GENERATED] = tempfile.mkdtemp(prefix="trends-tests-generated-")
+
+
+def pytest_unconfigure() -> None:
+    if not WORKER:
+        shutil.rmtree(os.environ.pop(GENERATED), ignore_errors=True)
+
+
 def generate_csv(rows: int, out: Path, *args: str) -> Path:
-    """A deterministic file from the pipeline's generator."""
-    subprocess.run([sys.executable, str(GENERATOR), str(rows), str(out), *args], check=True)
+    """A deterministic file from the pipeline's generator, copied to `out`."""
+    folder = Path(os.environ[GENERATED])
+    made = folder / "_".join([str(rows), *args]).replace("/", "_")
+    with (folder / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one process generates; the others wait, then copy
+        if not made.exists():
+            part = folder / f"{made.name}.part"
+            command = [sys.executable, str(GENERATOR), str(rows), str(part), *args]
+            subprocess.run(command, check=True)
+            part.rename(made)
+    shutil.copyfile(made, out)
     return out
 
 

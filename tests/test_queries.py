@@ -1252,6 +1252,8 @@ def test_search_is_served_by_the_trigram_index_with_the_same_answers(
             # whether the index can answer the very statements the search sends.
             session.execute(sa.text("SET LOCAL enable_seqscan = off"))
             session.execute(sa.text("SET LOCAL enable_indexscan = off"))
+            # Plans costed as disabled pass jit_above_cost: compiling each would take 0.1 s.
+            session.execute(sa.text("SET LOCAL jit = off"))
             searched_filter = queries.TrendFilter(search=term)
 
             def page_and_count() -> None:
@@ -1284,6 +1286,7 @@ def test_the_count_of_a_term_found_in_names_only_reads_no_trend(
     statement = queries.count_statement(queries.TrendFilter(search=term))
     with db.session() as session:
         session.execute(sa.text("SET LOCAL enable_seqscan = off"))  # a few rows: as at scale
+        session.execute(sa.text("SET LOCAL jit = off"))  # the disabled scan's cost would compile it
         assert session.execute(statement).scalar_one() == len(found)
         [sent] = _statements(session, lambda: session.execute(statement))
         plan = plans.explain(session.connection(), plans.Statement(*sent))
