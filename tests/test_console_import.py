@@ -18,8 +18,8 @@ from trends_gql.core.settings import Settings
 pytestmark = pytest.mark.usefixtures("worker")  # the pages queue jobs
 
 STAFF = "importer@example.org"
-BIG_FILE_ROWS = 4000
-BATCH_ROWS = 1000  # progress is recorded once a batch: a few thousand rows give several updates
+BIG_FILE_ROWS = 2000
+BATCH_ROWS = 500  # progress is recorded once a batch: four updates
 COUNT = "query { trends { totalCount } }"
 
 
