@@ -92,21 +92,24 @@ def session_processes(pid: int) -> list[int]:
     return alive
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_up_runs_web_worker_and_scheduler_with_a_private_redis_and_stops_them_all(
-    sqlite_settings: Settings, tmp_path: Path, sig: signal.Signals
-) -> None:
-    process, url = start(sqlite_settings, tmp_path, "--private-redis")
-    assert http_request("GET", f"{url}/healthz").json()["redis"] == "ok"
-    assert (tmp_path / "var" / "redis" / "redis.sock").exists()
-    output = stop(process, sig)
+def stopped_cleanly(process: subprocess.Popen[str], output: str, tmp_path: Path) -> None:
+    """Assert that `trends up` stopped its three processes and its private Redis, and exited 0."""
     for name in ("web", "worker", "scheduler"):
         assert f"{name} started" in output
         assert f"{name} stopped" in output
     assert "started a private Redis at unix://" in output
     assert not (tmp_path / "var" / "redis" / "redis.sock").exists()
     assert session_processes(process.pid) == []
-    assert process.returncode == 0  # a clean stop, Ctrl-C included
+    assert process.returncode == 0
+
+
+def test_up_runs_web_worker_and_scheduler_with_a_private_redis_and_sigterm_stops_them_all(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    process, url = start(sqlite_settings, tmp_path, "--private-redis")
+    assert http_request("GET", f"{url}/healthz").json()["redis"] == "ok"
+    assert (tmp_path / "var" / "redis" / "redis.sock").exists()
+    stopped_cleanly(process, stop(process, signal.SIGTERM), tmp_path)
 
 
 def test_a_configured_redis_url_is_never_replaced(
@@ -166,7 +169,9 @@ def test_a_child_that_dies_is_restarted_while_the_others_keep_serving_and_a_hang
         http_request("GET", f"{url}/healthz", timeout=1)
 
 
-def test_commands_find_the_private_redis_of_trends_up(tmp_path: Path) -> None:
+def test_commands_find_the_private_redis_of_trends_up_and_ctrl_c_stops_it_all(
+    tmp_path: Path,
+) -> None:
     """An import from the folder of `make run` invalidates what its web process cached."""
     settings = make_settings(f"sqlite:///{tmp_path / 'trends.db'}", tmp_path)
     migrate(settings)
@@ -188,7 +193,8 @@ def test_commands_find_the_private_redis_of_trends_up(tmp_path: Path) -> None:
         response = http_request("POST", f"{url}/graphql", json=query)
         assert response.json()["data"]["trends"]["totalCount"] == 44  # not the cached 0
     finally:
-        stop(process, signal.SIGTERM)
+        output = stop(process, signal.SIGINT)
+    stopped_cleanly(process, output, tmp_path)  # Ctrl-C is a clean stop
 
 
 def test_the_private_redis_is_used_only_when_redis_url_is_not_set_and_it_answers(
