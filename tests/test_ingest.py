@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import signal
 import sqlite3
 import tracemalloc
 from datetime import UTC
@@ -13,6 +14,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from conftest import SAMPLE, csv_text, generate_csv, load, trend_row
+from psycopg import pq
 
 from trends_gql.core.db import Database
 from trends_gql.core.fields import FIELDS
@@ -20,6 +22,7 @@ from trends_gql.core.models import TREND_TABLE
 from trends_gql.core.settings import Settings
 from trends_gql.core.validation import fingerprint, validate_trend
 from trends_gql.exports.files import export_trends
+from trends_gql.imports import ingest
 from trends_gql.imports.csvio import CsvFormatError, escape_cell
 from trends_gql.imports.ingest import ImportReport
 
@@ -373,3 +376,30 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_writer_stopped_in_the_middle_of_a_copy_leaves_a_connection_that_rolls_back(
+    backend: Settings, db: Database
+) -> None:
+    # A job timeout's signal can land while the rows of a batch are being copied, where even
+    # psycopg's own ending of the COPY is cut short: the server then waits for more rows.
+    if not backend.database_url.startswith("postgresql"):
+        pytest.skip("SQLite's writer inserts; it has no COPY to stop")
+
+    def stuck(*_: object) -> None:
+        raise TimeoutError("abort() did not return within 10 s")
+
+    with db.session() as session:
+        writer = ingest._PostgresWriter(session)
+        pgconn = writer.conn.pgconn
+        pgconn.send_query(b"COPY trend_import (megatrend) FROM STDIN")
+        assert pgconn.get_result().status == pq.ExecStatus.COPY_IN
+        before = signal.signal(signal.SIGALRM, stuck)
+        signal.setitimer(signal.ITIMER_REAL, 10)
+        try:
+            writer.abort()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, before)
+        session.rollback()
+        assert session.execute(sa.select(sa.func.count()).select_from(TREND_TABLE)).scalar() == 0

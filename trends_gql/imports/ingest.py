@@ -2,6 +2,7 @@
 
 import contextlib
 import logging
+import select
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -130,8 +131,13 @@ class _PostgresWriter(BatchWriter):
         pgconn = self.conn.pgconn
         if pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
             self.conn.cancel_safe()
-            while pgconn.get_result() is not None:
-                pass
+            while (result := pgconn.get_result()) is not None:
+                if result.status == pq.ExecStatus.COPY_IN:
+                    # Stopped in the middle of a COPY: the server waits for rows and does not
+                    # hear the cancel, and libpq answers COPY_IN until the COPY is ended.
+                    pgconn.put_copy_end(b"the import was stopped")
+                    while pgconn.flush():  # what the socket did not take yet
+                        select.select([], [pgconn.socket], [], 1)
 
 
 _INSERT_AND_EMPTY = (
