@@ -391,6 +391,7 @@ def test_a_writer_stopped_in_the_middle_of_a_copy_leaves_a_connection_that_rolls
 
     with db.session() as session:
         writer = ingest._PostgresWriter(session)
+        writer.begin()
         pgconn = writer.conn.pgconn
         pgconn.send_query(b"COPY trend_import (megatrend) FROM STDIN")
         assert pgconn.get_result().status == pq.ExecStatus.COPY_IN
@@ -402,4 +403,34 @@ def test_a_writer_stopped_in_the_middle_of_a_copy_leaves_a_connection_that_rolls
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, before)
         session.rollback()
+        assert session.execute(sa.select(sa.func.count()).select_from(TREND_TABLE)).scalar() == 0
+
+
+class _Stopped(Exception):
+    """What a job timeout's signal raises."""
+
+
+def test_an_import_stopped_while_it_prepares_raises_that_and_leaves_a_session_that_works(
+    backend: Settings, db: Database
+) -> None:
+    if not backend.database_url.startswith("postgresql"):
+        pytest.skip(
+            "SQLite runs in this process: a signal's exception waits for its call to return"
+        )
+
+    def stop(*_: object) -> None:
+        raise _Stopped
+
+    # Another transaction's lock holds the import in its first statement, where the signal lands.
+    with db.engine.connect() as locker, db.session() as session:
+        locker.execute(sa.text("LOCK TABLE trend IN ACCESS EXCLUSIVE MODE"))
+        before = signal.signal(signal.SIGALRM, stop)
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        try:
+            with pytest.raises(_Stopped):
+                ingest.import_trends(session, SAMPLE)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, before)
+        locker.rollback()
         assert session.execute(sa.select(sa.func.count()).select_from(TREND_TABLE)).scalar() == 0

@@ -64,6 +64,9 @@ class BatchWriter:
             mark_written(self.session, TREND_TABLE.name)
         return count
 
+    def begin(self) -> None:
+        """Prepare the connection for the batches (after which `abort` can clean up)."""
+
     def write(self, rows: list[tuple[Any, ...]]) -> int:
         """Insert `rows`; the rows created by the inserts that have finished since last asked."""
         raise NotImplementedError
@@ -91,6 +94,9 @@ class _PostgresWriter(BatchWriter):
         assert isinstance(conn, psycopg.Connection), "the postgresql+psycopg dialect"
         self.conn = conn
         self.cur = self.conn.cursor()
+        self.types: list[int] = []
+
+    def begin(self) -> None:
         self.cur.execute(
             "CREATE TEMP TABLE IF NOT EXISTS trend_import ON COMMIT DROP AS "
             f"SELECT {_INSERT_COLUMNS} FROM trend WITH NO DATA"
@@ -211,6 +217,7 @@ def import_trends(
             on_progress(report)
 
     try:
+        writer.begin()  # in here: a job timeout's signal can land in its statements too
         for row in reader:
             if report.total == 0 and reader.header:
                 report.by_position = reader.header.by_position
