@@ -418,7 +418,14 @@ def test_an_import_stopped_while_it_prepares_raises_that_and_leaves_a_session_th
             "SQLite runs in this process: a signal's exception waits for its call to return"
         )
 
+    waiting = sa.text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    landed: list[int] = []
+
     def stop(*_: object) -> None:
+        landed.append(locker.execute(waiting).scalar_one())
         raise _Stopped
 
     # Another transaction's lock holds the import in its first statement, where the signal lands.
@@ -433,4 +440,5 @@ def test_an_import_stopped_while_it_prepares_raises_that_and_leaves_a_session_th
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, before)
         locker.rollback()
+        assert landed == [1]  # while the import waited for the lock
         assert session.execute(sa.select(sa.func.count()).select_from(TREND_TABLE)).scalar() == 0

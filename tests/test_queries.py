@@ -1230,6 +1230,14 @@ def _statements(session: Session, run: Callable[[], object]) -> list[tuple[str, 
     return seen
 
 
+def _forbid(session: Session, *scans: str) -> None:
+    """Plan the transaction's statements without these kinds of scan (`seqscan`, ...)."""
+    for scan in scans:
+        session.execute(sa.text(f"SET LOCAL enable_{scan} = off"))
+    # A plan costed as disabled passes jit_above_cost: compiling each would take 0.1 s.
+    session.execute(sa.text("SET LOCAL jit = off"))
+
+
 def _searched_ids(session: Session, term: str) -> list[int]:
     page = queries.list_trends(
         session, trend_filter=queries.TrendFilter(search=term), first=500, with_total=True
@@ -1250,10 +1258,7 @@ def test_search_is_served_by_the_trigram_index_with_the_same_answers(
         with db.session() as session:
             # On a few rows the planner rightly scans; forbid the table and id scans to see
             # whether the index can answer the very statements the search sends.
-            session.execute(sa.text("SET LOCAL enable_seqscan = off"))
-            session.execute(sa.text("SET LOCAL enable_indexscan = off"))
-            # Plans costed as disabled pass jit_above_cost: compiling each would take 0.1 s.
-            session.execute(sa.text("SET LOCAL jit = off"))
+            _forbid(session, "seqscan", "indexscan")
             searched_filter = queries.TrendFilter(search=term)
 
             def page_and_count() -> None:
@@ -1285,8 +1290,7 @@ def test_the_count_of_a_term_found_in_names_only_reads_no_trend(
     assert all(term not in str(row[f]).lower() for row in found for f in SEARCHED[2:])
     statement = queries.count_statement(queries.TrendFilter(search=term))
     with db.session() as session:
-        session.execute(sa.text("SET LOCAL enable_seqscan = off"))  # a few rows: as at scale
-        session.execute(sa.text("SET LOCAL jit = off"))  # the disabled scan's cost would compile it
+        _forbid(session, "seqscan")  # a few rows: as at scale
         assert session.execute(statement).scalar_one() == len(found)
         [sent] = _statements(session, lambda: session.execute(statement))
         plan = plans.explain(session.connection(), plans.Statement(*sent))
@@ -1300,7 +1304,7 @@ def test_updated_since_is_served_by_the_updated_at_index(
         pytest.skip("SQLite's planner is not PostgreSQL's; the index exists on both")
     since = queries.TrendFilter(updated_since=datetime(2000, 1, 1, tzinfo=UTC))
     with db.session() as session:
-        session.execute(sa.text("SET LOCAL enable_seqscan = off"))  # a few rows: it would scan
+        _forbid(session, "seqscan")  # a few rows: it would scan
         sent = _statements(session, lambda: queries.count_trends(session, since))
         [(statement, parameters)] = sent
         plan = session.connection().exec_driver_sql("EXPLAIN " + statement, parameters)

@@ -42,8 +42,12 @@ class Plan:
     scans: list[str] = field(default_factory=list)
     # Sequential scans of a table that may read all of it (no LIMIT stops them early).
     unbounded: list[str] = field(default_factory=list)
-    rows_read: int = 0
-    tables_read: dict[str, int] = field(default_factory=dict)  # rows_read per table
+    tables_read: dict[str, int] = field(default_factory=dict)  # rows the scans read, per table
+
+    @property
+    def rows_read(self) -> int:
+        """The rows the scans read, in all tables."""
+        return sum(self.tables_read.values())
 
     def summary(self) -> str:
         """One line: what each scan used, the rows the scans read, the time."""
@@ -94,9 +98,8 @@ def _walk(node: dict[str, Any], plan: Plan, limited: bool) -> None:
     if kind in _SCANS:
         plan.scans.append(_describe(node))
         if kind != "Bitmap Index Scan":  # its rows are read again by the heap scan above
-            read, table = _read(node), node.get("Relation Name", "?")
-            plan.rows_read += read
-            plan.tables_read[table] = plan.tables_read.get(table, 0) + read
+            table = node.get("Relation Name", "?")
+            plan.tables_read[table] = plan.tables_read.get(table, 0) + _read(node)
         if kind == "Seq Scan" and not limited:
             plan.unbounded.append(node.get("Relation Name", "?"))
     below = kind == "Limit" or (limited and kind in _STREAMING)
