@@ -36,9 +36,9 @@ from starlette.applications import Starlette
 
 from trends_gql.accounts import users
 from trends_gql.cli import migrate
-from trends_gql.core import summary
+from trends_gql.core import fields, summary
 from trends_gql.core.db import Database
-from trends_gql.core.models import TREND_SUMMARY_TABLE, TREND_TABLE
+from trends_gql.core.models import TREND_COUNT_BUCKET_TABLE, TREND_SUMMARY_TABLE, TREND_TABLE
 from trends_gql.core.settings import Settings, get_settings
 from trends_gql.imports.csvio import HEADERS
 from trends_gql.imports.ingest import ImportReport, import_trends
@@ -356,13 +356,21 @@ def load(db: Database, tmp_path: Path, content: str | bytes | Path, **kwargs: An
 
 
 def summary_matches(session: Session) -> int:
-    """The trend count, once trend_summary is found to hold exactly the counts a GROUP BY of
-    trend gives (each key once, none of zero)."""
+    """The trend count, once both summaries are found to hold exactly the counts a GROUP BY of
+    trend gives (each key once, none of zero): trend_summary, and trend_count_bucket."""
     key = [TREND_TABLE.c[name] for name in summary.KEY]
     grouped = session.execute(sa.select(*key, sa.func.count()).group_by(*key)).all()
     kept = TREND_SUMMARY_TABLE.c
     rows = session.execute(sa.select(*(kept[name] for name in summary.KEY), kept.trend_count))
     assert sorted(map(tuple, rows), key=repr) == sorted(map(tuple, grouped), key=repr)
+    buckets = []
+    for short, name in fields.COUNTS.items():
+        bucket = TREND_TABLE.c[name] // summary.BUCKET_WIDTH
+        counted = sa.select(sa.literal(short), bucket, sa.func.count()).where(bucket.is_not(None))
+        buckets += session.execute(counted.group_by(bucket)).all()
+    kept = TREND_COUNT_BUCKET_TABLE.c
+    rows = session.execute(sa.select(kept.count_name, kept.bucket, kept.trend_count))
+    assert sorted(map(tuple, rows)) == sorted(map(tuple, buckets))
     return sum(row[-1] for row in grouped)
 
 

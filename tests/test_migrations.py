@@ -79,15 +79,16 @@ def test_migration_creates_the_filter_indexes(fresh: Settings) -> None:
         assert found >= {"ix_trend_publications", "ix_trend_patents"}
 
 
+SUMMARISED = "('trend', 'trend_summary', 'trend_count_bucket', 'trend_count_bucket_change')"
+
+
 def _index_definitions(settings: Settings) -> dict[str, str]:
     engine = create_db_engine(settings.database_url)
     # SQLite keeps the statement's own text, which Alembic and SQLAlchemy spell differently.
     sql = (
-        "SELECT name, name FROM sqlite_master WHERE type = 'index'"
-        " AND tbl_name IN ('trend', 'trend_summary')"
+        f"SELECT name, name FROM sqlite_master WHERE type = 'index' AND tbl_name IN {SUMMARISED}"
         if engine.dialect.name == "sqlite"
-        else "SELECT indexname, indexdef FROM pg_indexes"
-        " WHERE tablename IN ('trend', 'trend_summary')"
+        else f"SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN {SUMMARISED}"
     )
     try:
         with engine.connect() as conn:
@@ -141,7 +142,8 @@ def _triggers(settings: Settings) -> dict[str, str]:
         "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
         if engine.dialect.name == "sqlite"
         else "SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal"
-        " UNION ALL SELECT proname, prosrc FROM pg_proc WHERE proname LIKE 'trend_summary_%'"
+        " UNION ALL SELECT proname, prosrc FROM pg_proc"
+        " WHERE proname LIKE 'trend_summary_%' OR proname LIKE 'trend_count_bucket_%'"
     )
     try:
         with engine.connect() as conn:
@@ -157,7 +159,8 @@ def test_migrated_triggers_are_those_the_models_create(fresh: Settings, modelled
     names = {"insert", "update", "delete"}
     if not fresh.database_url.startswith("sqlite"):  # SQLite has no TRUNCATE, nor a fold
         names |= {"truncate", "fold", "apply"}
-    assert set(migrated) == {f"trend_summary_{name}" for name in names}
+    summaries = ("trend_summary", "trend_count_bucket")
+    assert set(migrated) == {f"{table}_{name}" for table in summaries for name in names}
 
 
 def test_the_migration_fills_the_summary_from_the_trends_already_there(

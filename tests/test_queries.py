@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from conftest import SAMPLE, GraphQL, csv_text, load, trend_row
 from sqlalchemy.orm import Session
 
-from trends_gql.core import plans
+from trends_gql.core import fields, plans, summary
 from trends_gql.core.db import Database
 from trends_gql.core.errors import BadUserInput
 from trends_gql.core.fields import Steepl
@@ -445,6 +445,47 @@ def test_count_bounds_are_inclusive_and_never_match_a_missing_count(
     ]
     for bounds, size in sizes:
         assert len(expect_filtered(gql, rows, bounds)) == size, bounds
+
+
+# Counts around the edges of trend_count_bucket's buckets, several trends at some of them.
+WIDTH = summary.BUCKET_WIDTH
+EDGES = [0, 0, 1, WIDTH - 1, WIDTH, WIDTH, WIDTH + 1, 2 * WIDTH - 1, 2 * WIDTH, 3 * WIDTH + 7]
+EDGES += [5 * WIDTH, 5 * WIDTH, 5 * WIDTH + WIDTH - 1, None]
+
+
+def test_a_count_under_bounds_of_one_count_is_exact_whichever_buckets_they_cut(
+    db: Database, tmp_path: Path
+) -> None:
+    made = [
+        trend_row(
+            challenges_and_research_gaps=f"edge {i}",
+            total_count_of_publications=value,
+            total_count_of_patents=None if value is None else value + WIDTH // 2,
+        )
+        for i, value in enumerate(EDGES)
+    ]
+    assert load(db, tmp_path, csv_text(made)).created == len(EDGES)
+    ends = sorted({e + d for e in EDGES if e is not None for d in (-1, 0, 1) if e + d >= 0})
+    with db.session() as session:
+        for short, name in fields.COUNTS.items():
+            counts = [row[name] for row in made if row[name] is not None]
+            for low in [None, *ends]:
+                for high in [None, *(e + WIDTH // 2 for e in ends)]:
+                    if (low is None and high is None) or (low or 0) > (high or 2**31):
+                        continue
+                    bounds = queries.TrendFilter(**{f"{short}_min": low, f"{short}_max": high})
+                    assert queries.Bounds.of(bounds) is not None
+                    expected = [c for c in counts if (low or 0) <= c <= (high or 2**31)]
+                    found = queries.count_trends(session, bounds)
+                    assert found == len(expected), (short, low, high)
+
+
+def test_only_a_filter_of_one_count_s_bounds_alone_is_counted_from_buckets() -> None:
+    assert queries.Bounds.of(queries.TrendFilter(publications_min=1, patents_max=2)) is None
+    assert queries.Bounds.of(queries.TrendFilter(publications_min=1, steepl=Steepl.T)) is None
+    assert queries.Bounds.of(queries.TrendFilter(patents_min=1, search="ai")) is None
+    assert queries.Bounds.of(queries.TrendFilter(patents_min=1, megatrend_in=())) is None
+    assert queries.Bounds.of(queries.TrendFilter(patents_min=1, search="  ")) is not None
 
 
 def test_updated_since_is_inclusive_and_finds_what_changed(
@@ -1295,6 +1336,29 @@ def test_the_count_of_a_term_found_in_names_only_reads_no_trend(
         [sent] = _statements(session, lambda: session.execute(statement))
         plan = plans.explain(session.connection(), plans.Statement(*sent))
     assert plan.tables_read.get("trend", 0) == 0, plan.summary()
+
+
+def test_the_count_under_a_bound_reads_only_the_trends_of_the_bucket_it_cuts(
+    backend: Settings, db: Database, tmp_path: Path
+) -> None:
+    if backend.database_url.startswith("sqlite"):
+        pytest.skip("SQLite's planner is not PostgreSQL's; the statement is the same")
+    values = [i * 7 for i in range(300)]  # 0 to 2,093: 21 buckets
+    made = [
+        trend_row(challenges_and_research_gaps=f"n{v}", total_count_of_publications=v)
+        for v in values
+    ]
+    assert load(db, tmp_path, csv_text(made)).created == len(values)
+    low = 1000
+    bounds = queries.TrendFilter(publications_min=low)
+    statement = queries.count_statement(bounds)
+    with db.session() as session:
+        _forbid(session, "seqscan")  # a few rows: as at scale
+        assert session.execute(statement).scalar_one() == len([v for v in values if v >= low])
+        [sent] = _statements(session, lambda: session.execute(statement))
+        plan = plans.explain(session.connection(), plans.Statement(*sent))
+    cut = [v for v in values if low <= v < low + WIDTH]
+    assert 0 < plan.tables_read["trend"] <= len(cut), plan.summary()
 
 
 def test_updated_since_is_served_by_the_updated_at_index(

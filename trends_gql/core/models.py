@@ -176,9 +176,45 @@ class TrendSummaryChange(_SummaryCounts, table=True):
     first: bool = Field(default=False, nullable=False)
 
 
+class _BucketCounts(SQLModel):
+    """A count of trends per bucket of a count's values (summary.BUCKET_KEY)."""
+
+    count_name: str = Field(sa_type=sa.String(16), nullable=False)  # fields.COUNTS' short name
+    bucket: int = Field(nullable=False)  # the count // summary.BUCKET_WIDTH
+    trend_count: int = Field(nullable=False)
+
+
+class TrendCountBucket(_BucketCounts, table=True):
+    """How many trends have their publications (or patents) in each bucket of 100 values.
+
+    Kept exact by triggers as trend_summary is (core/summary.py), so that a count under a bound
+    sums the buckets within it and reads only the trends of the bucket it cuts.
+    """
+
+    __tablename__ = "trend_count_bucket"
+    __table_args__ = (sa.Index("ux_trend_count_bucket_key", *summary.BUCKET_KEY, unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+
+
+TREND_COUNT_BUCKET_TABLE = table_of(TrendCountBucket)
+
+
+class TrendCountBucketChange(_BucketCounts, table=True):
+    """PostgreSQL: counts per bucket that transactions in flight add at commit, as
+    TrendSummaryChange does for trend_summary."""
+
+    __tablename__ = "trend_count_bucket_change"
+    __table_args__ = (sa.Index("ix_trend_count_bucket_change_txid", "txid"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    txid: int = Field(sa_type=sa.BigInteger, nullable=False)
+    first: bool = Field(default=False, nullable=False)
+
+
 @sa.event.listens_for(SQLModel.metadata, "after_create")
 def _create_summary_triggers(target: sa.MetaData, connection: sa.Connection, **kw: Any) -> None:
-    """After create_all, the triggers the migrations create (on trend, writing trend_summary)."""
+    """After create_all, the triggers the migrations create (on trend, writing the summaries)."""
     for statement in summary.triggers(connection.dialect.name):
         connection.exec_driver_sql(statement)
 

@@ -20,11 +20,12 @@ from sqlalchemy.orm import Session
 from trends_gql.core import fields, summary
 from trends_gql.core.errors import BadUserInput, too_many_entries
 from trends_gql.core.fields import ImpactStrength, Steepl, TechnologyReadinessLevel
-from trends_gql.core.models import TREND_SUMMARY_TABLE, TREND_TABLE
+from trends_gql.core.models import TREND_COUNT_BUCKET_TABLE, TREND_SUMMARY_TABLE, TREND_TABLE
 from trends_gql.core.pagination import Keyset, check_first
 
 T = TREND_TABLE.c
 S = TREND_SUMMARY_TABLE.c
+B = TREND_COUNT_BUCKET_TABLE.c
 # The searched columns that trend_summary holds too, and the others. Each is matched on its own,
 # as the trigram index ix_trend_search holds it: a term never spans two columns.
 NAMES = tuple(name for name in fields.SEARCHED if name in summary.KEY)
@@ -225,6 +226,57 @@ class SplitSearch:
         ]
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """The bounds of a filter that bounds one count (publications or patents) and nothing else.
+
+    Its count sums trend_count_bucket's buckets within the bounds and reads only the trends of
+    the bucket each bound cuts, through the count's index: at 1,000,000 trends, a bound that
+    matches 180,000 of them reads at most two buckets' trends instead of all 180,000.
+    """
+
+    short: str  # the count's short name: a key of fields.COUNTS
+    low: int | None
+    high: int | None
+
+    @classmethod
+    def of(cls, f: TrendFilter | None) -> "Bounds | None":
+        """The filter's bounds, when they are all it names and they are of one count."""
+        if f is None:
+            return None
+        bounded = [(short, _bounds(f, short)) for short in fields.COUNTS]
+        bounded = [(short, ends) for short, ends in bounded if ends != (None, None)]
+        if len(bounded) != 1:
+            return None
+        [(short, (low, high))] = bounded
+        rest = {f"{short}_min": None, f"{short}_max": None, "search": None}
+        if dataclasses.replace(f, **rest) != TrendFilter() or (f.search or "").strip():
+            return None
+        return cls(short, low, high)
+
+    def count(self) -> sa.Select[Any]:
+        """The statement counting the trends within the bounds."""
+        width, column = summary.BUCKET_WIDTH, T[fields.COUNTS[self.short]]
+        first = None if self.low is None else self.low // width  # the buckets the bounds cut
+        last = None if self.high is None else self.high // width
+        within = [B.count_name == self.short]
+        cut: list[tuple[int, int]] = []  # the ranges of values read from the trends
+        if first is not None:
+            within.append(B.bucket > first)
+            cut.append((first * width, first * width + width - 1))
+        if last is not None:
+            within.append(B.bucket < last)
+            if last != first:
+                cut.append((last * width, last * width + width - 1))
+        within_sum = sa.select(sa.func.sum(B.trend_count)).where(*within).scalar_subquery()
+        total: sa.ColumnElement[Any] = sa.func.coalesce(within_sum, 0)
+        low, high = self.low or 0, self.high
+        for start, end in cut:
+            values = column.between(max(start, low), end if high is None else min(end, high))
+            total = total + _counted([values]).scalar_subquery()
+        return sa.select(sa.cast(total, sa.Integer))
+
+
 @dataclass
 class TrendPage:
     rows: list[Any]
@@ -280,9 +332,12 @@ _TOTAL = sa.select(sa.cast(sa.func.coalesce(sa.func.sum(S.trend_count), 0), sa.I
 
 def count_statement(trend_filter: TrendFilter | None = None) -> sa.Select[Any]:
     """The statement counting the trends that match the filter: a sum over trend_summary when
-    the filter names only its columns, in part when it also searches (SplitSearch)."""
+    the filter names only its columns, in part when it also searches (SplitSearch), and over
+    trend_count_bucket when it only bounds one count (Bounds)."""
     if summarised(trend_filter):
         return _TOTAL.where(*filter_clauses(trend_filter, TREND_SUMMARY_TABLE))
+    if bounds := Bounds.of(trend_filter):
+        return bounds.count()
     whole = _counted(filter_clauses(trend_filter))
     if split := SplitSearch.of(trend_filter):
         in_names = _TOTAL.where(*split.in_names()).subquery("in_names").c[0]
