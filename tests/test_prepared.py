@@ -144,6 +144,11 @@ def test_plain_reads_are_prepared_and_answer_as_graphql_core(apps: tuple[Any, An
         "{ trends(filter: {technologyReadinessLevelIn: []}) { totalCount nodes { id } } }",
         "{ trends(filter: {publicationsMin: 0, patentsMax: 5000}, first: 3) { totalCount } }",
         '{ trends(filter: {updatedSince: "2000-01-01T00:00:00Z"}) { totalCount } }',
+        # A first page of what changed counts the matches it collected (queries.page_query).
+        """{ trends(filter: {updatedSince: "2000-01-01T00:00:00Z"}, first: 3) {
+             totalCount nodes { id megatrend } } }""",
+        """{ trends(filter: {updatedSince: "2999-01-01T00:00:00Z", steeplIn: [T]}, first: 3) {
+             totalCount nodes { id } } }""",
         "{ trends(first: 0) { totalCount edges { cursor } pageInfo { hasNextPage endCursor } } }",
         """{ trends(orderBy: [{field: PUBLICATIONS, direction: DESC}, {field: MEGATREND}],
              first: 7) { edges { cursor node { totalCountOfPublications megatrend } } } }""",

@@ -1361,6 +1361,30 @@ def test_the_count_under_a_bound_reads_only_the_trends_of_the_bucket_it_cuts(
     assert 0 < plan.tables_read["trend"] <= len(cut), plan.summary()
 
 
+def test_a_first_page_of_what_changed_counts_the_matches_it_collected(
+    db: Database, rows: list[Node]
+) -> None:
+    since = queries.TrendFilter(updated_since=datetime(2000, 1, 1, tzinfo=UTC))
+    later = queries.TrendFilter(updated_since=datetime(2999, 1, 1, tzinfo=UTC))
+    with db.session() as session:
+
+        def page(trend_filter: queries.TrendFilter, after: str | None) -> queries.TrendPage:
+            found = queries.list_trends(
+                session, trend_filter=trend_filter, first=2, after=after, with_total=True
+            )
+            assert found.total is not None
+            return found
+
+        pages: list[queries.TrendPage] = []
+        assert len(_statements(session, lambda: pages.append(page(since, None)))) == 1
+        assert (pages[0].total, len(pages[0].rows)) == (len(rows), 2)
+        after = pages[0].keyset.cursor(pages[0].rows[-1])
+        # A page after a cursor collected only what follows it: its count is read on its own.
+        assert len(_statements(session, lambda: pages.append(page(since, after)))) == 2
+        assert pages[1].total == len(rows)
+        assert page(later, None).total == 0
+
+
 def test_updated_since_is_served_by_the_updated_at_index(
     backend: Settings, db: Database, rows: list[Node]
 ) -> None:

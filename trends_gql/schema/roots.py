@@ -99,16 +99,20 @@ def _trends(call: RootCall) -> FieldRead:
     with_total = bool(_named(groups, "totalCount"))
     arguments = page_arguments(**call.args)
     page_size = call.settings.max_page_size
-    query = queries.page_query(**arguments, columns=read, max_page_size=page_size)
+    query = queries.page_query(
+        **arguments, columns=read, max_page_size=page_size, with_total=with_total
+    )
     statement = query.statement
     if rendered:  # the page's rows, and their JSON beside the columns Python still reads
         page = statement.subquery(PAGE)
         kept = {"id", *columns, *(column.key for column, _ in query.keyset.columns)}
+        if query.counted:
+            kept.add(queries.TOTAL)
         jsons = [sa.literal_column(r.sql, sa.Text).label(k) for k, r in rendered.items()]
         statement = sa.select(*(c for k, c in page.c.items() if k in kept), *jsons).order_by(
             *query.keyset.order_by(page.c)
         )
-    if not with_total:
+    if not with_total or query.counted:
         return FieldRead([statement], lambda rows: TrendConnection(page=query.page(rows[0])))
 
     def counted(rows: Rows) -> bool:

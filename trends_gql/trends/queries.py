@@ -292,8 +292,10 @@ class TrendPage:
         return not self.has_previous and not self.has_next
 
     def count_matches(self, count: Callable[[], int]) -> None:
-        """Set `total`: the page's own rows when it holds every match, `count()` otherwise."""
-        self.total = len(self.rows) if self.holds_every_match else count()
+        """Set `total` unless the page's statement counted it: the page's own rows when it holds
+        every match, `count()` otherwise."""
+        if self.total is None:
+            self.total = len(self.rows) if self.holds_every_match else count()
 
 
 # More terms order nothing further (each field once; id breaks ties) and only slow the keyset.
@@ -358,6 +360,10 @@ def count_trends(session: Session, trend_filter: TrendFilter | None = None) -> i
     return int(session.execute(count_statement(trend_filter)).scalar_one())
 
 
+# The column of a page's rows that holds the count of every match, when the page counts them.
+TOTAL = "total_matches"
+
+
 @dataclass(frozen=True)
 class PageQuery:
     """The statement of a page of trends, and how its rows make the page."""
@@ -366,15 +372,19 @@ class PageQuery:
     keyset: Keyset
     first: int
     after: str | None
+    counted: bool = False  # whether each row holds the count of every match (TOTAL)
 
     def page(self, rows: Sequence[Any]) -> TrendPage:
         """The page of the statement's rows (it reads one more, to tell whether more follow)."""
-        return TrendPage(
+        page = TrendPage(
             list(rows[: self.first]),
             self.keyset,
             has_next=len(rows) > self.first,
             has_previous=self.after is not None,
         )
+        if self.counted:
+            page.total = getattr(rows[0], TOTAL) if rows else 0
+        return page
 
 
 def page_query(
@@ -385,8 +395,10 @@ def page_query(
     after: str | None = None,
     columns: Iterable[str] = (),
     max_page_size: int = 500,
+    with_total: bool = False,
 ) -> PageQuery:
-    """The statement of one page of matching trends (`columns`, id and the ordering's)."""
+    """The statement of one page of matching trends (`columns`, id and the ordering's); with
+    `with_total`, its rows also hold the count of every match when that costs no other read."""
     first = check_first(first, max_page_size)
     keyset = _keyset(order)
     where = filter_clauses(trend_filter)
@@ -400,6 +412,10 @@ def page_query(
         matching = matching.prefix_with("MATERIALIZED", dialect="postgresql")
         ids = sa.select(matching.c.id).order_by(*keyset.order_by(matching.c)).limit(first + 1)
         stmt = keyset.page(_select(columns, keyset).where(T.id.in_(ids)), None, first + 1)
+        if with_total and after is None:
+            # A first page collected every match: counting them again would read them again.
+            total = sa.select(sa.func.count()).select_from(matching).scalar_subquery()
+            return PageQuery(stmt.add_columns(total.label(TOTAL)), keyset, first, after, True)
     else:
         stmt = keyset.page(_select(columns, keyset).where(*where), after, first + 1)
     return PageQuery(stmt, keyset, first, after)
@@ -424,6 +440,7 @@ def list_trends(
         after=after,
         columns=columns,
         max_page_size=max_page_size,
+        with_total=with_total,
     )
     page = query.page(list(session.execute(query.statement)))
     if with_total:
