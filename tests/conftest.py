@@ -374,6 +374,30 @@ def summary_matches(session: Session) -> int:
     return sum(row[-1] for row in grouped)
 
 
+def sent_statements(session: Session, run: Callable[[], object]) -> list[tuple[str, Any]]:
+    """The SQL statements, with their parameters, that `run` sends through `session`."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    engine = session.get_bind()
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        run()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def forbid_scans(session: Session, *scans: str) -> None:
+    """Plan the transaction's statements without these kinds of scan (`seqscan`, ...)."""
+    for scan in scans:
+        session.execute(sa.text(f"SET LOCAL enable_{scan} = off"))
+    # A plan costed as disabled passes jit_above_cost: compiling each would take 0.1 s.
+    session.execute(sa.text("SET LOCAL jit = off"))
+
+
 # Generated files, made once per test run for all its processes (pytest_configure): a 100,000-row
 # file takes a second of CPU to generate, and each worker used to make its own.
 GENERATED = "TRENDS_TEST_GENERATED"

@@ -42,7 +42,7 @@ from trends_gql.core.settings import Settings
 from trends_gql.imports import intake
 from trends_gql.schema.caching import CACHE_HEADER, cacheable
 from trends_gql.schema.limits import parse_document
-from trends_gql.trends import queries
+from trends_gql.trends import filters
 from trends_gql.web.app import create_app
 
 TOTAL = "{ trends { totalCount } }"
@@ -381,10 +381,10 @@ def test_staff_reads_are_kept_by_resolver_and_see_writes_at_once(
 
 
 def test_resolver_arguments_normalise_to_the_same_key() -> None:
-    a = queries.TrendFilter(megatrend="AI", steepl=Steepl.T)
-    b = queries.TrendFilter(steepl=Steepl.T, megatrend="AI")
+    a = filters.TrendFilter(megatrend="AI", steepl=Steepl.T)
+    b = filters.TrendFilter(steepl=Steepl.T, megatrend="AI")
     assert normalize(((a,), {"columns": {"x", "y"}})) == normalize(((b,), {"columns": {"y", "x"}}))
-    assert normalize(a) != normalize(queries.TrendFilter(megatrend="AI"))
+    assert normalize(a) != normalize(filters.TrendFilter(megatrend="AI"))
     with pytest.raises(TypeError):
         normalize(object())
 
@@ -392,12 +392,12 @@ def test_resolver_arguments_normalise_to_the_same_key() -> None:
 def test_a_filter_time_normalises_to_one_key_per_instant() -> None:
     utc = datetime(2026, 1, 31, 10, 0, tzinfo=UTC)
     east = utc.astimezone(timezone(timedelta(hours=2)))
-    a = queries.TrendFilter(updated_since=utc, steepl_in=(Steepl.T,))
-    b = queries.TrendFilter(updated_since=east, steepl_in=(Steepl.T,))
+    a = filters.TrendFilter(updated_since=utc, steepl_in=(Steepl.T,))
+    b = filters.TrendFilter(updated_since=east, steepl_in=(Steepl.T,))
     assert normalize(a) == normalize(b)
     assert normalize(a)["updated_since"] == "2026-01-31T10:00:00+00:00"
-    later = queries.TrendFilter(updated_since=utc + timedelta(microseconds=1))
-    assert normalize(later) != normalize(queries.TrendFilter(updated_since=utc))
+    later = filters.TrendFilter(updated_since=utc + timedelta(microseconds=1))
+    assert normalize(later) != normalize(filters.TrendFilter(updated_since=utc))
 
 
 @pytest.mark.parametrize("memory_mb", [64, 0])

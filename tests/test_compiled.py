@@ -9,14 +9,14 @@ from sqlalchemy.dialects import postgresql
 
 from trends_gql.core.compiled import Compilations
 from trends_gql.core.fields import Steepl
-from trends_gql.trends import aggregates, queries
+from trends_gql.trends import aggregates, counts, filters, queries
 
 DIALECT = postgresql.psycopg.dialect()
 COLUMNS = ["megatrend", "steepl", "uploaded_at"]
 
 
 def _page(**fields: Any) -> sa.Select[Any]:
-    trend_filter = queries.TrendFilter(**fields)
+    trend_filter = filters.TrendFilter(**fields)
     return queries.page_query(trend_filter=trend_filter, columns=COLUMNS, first=20).statement
 
 
@@ -27,8 +27,8 @@ def test_a_statement_of_a_compiled_structure_has_its_own_values() -> None:
         _page(megatrend_in=("Robotics",), publications_min=None, patents_max=3),
         _page(steepl_in=(Steepl.S, Steepl.T), search="energy"),
         _page(steepl_in=(Steepl.E,), search="100%_off"),
-        queries.count_statement(queries.TrendFilter(megatrend="AI")),
-        queries.count_statement(queries.TrendFilter(megatrend="Robotics")),
+        counts.count_statement(filters.TrendFilter(megatrend="AI")),
+        counts.count_statement(filters.TrendFilter(megatrend="Robotics")),
         # Values given by statement.params()
         aggregates.readiness_statement("AI"),
         aggregates.readiness_statement("Robotics"),

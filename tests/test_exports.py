@@ -33,7 +33,8 @@ from trends_gql.exports import runs as exports
 from trends_gql.exports.files import export_trends
 from trends_gql.jobs.exports import export_job
 from trends_gql.trends import curation
-from trends_gql.trends.queries import TrendFilter, count_trends
+from trends_gql.trends.counts import count_trends
+from trends_gql.trends.filters import TrendFilter
 
 STAFF_EMAIL = "staff@example.org"
 RUN_FIELDS = """id format status rowCount message triggeredBy createdAt startedAt finishedAt

@@ -12,17 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
-from conftest import SAMPLE, GraphQL, csv_text, load, trend_row
+from conftest import SAMPLE, GraphQL, csv_text, forbid_scans, load, sent_statements, trend_row
 from sqlalchemy.orm import Session
 
-from trends_gql.core import fields, plans, summary
+from trends_gql.core import plans
 from trends_gql.core.db import Database
 from trends_gql.core.errors import BadUserInput
 from trends_gql.core.fields import Steepl
 from trends_gql.core.pagination import decode_id, encode_id
 from trends_gql.core.settings import Settings
-from trends_gql.trends import curation, queries
+from trends_gql.trends import counts, curation, filters, queries
 
 Node = dict[str, Any]
 
@@ -327,7 +326,7 @@ def test_a_search_counts_its_matches_in_names_and_elsewhere_once(
     gql: GraphQL, rows: list[Node]
 ) -> None:
     # Counts and facets sum a search's matches in megatrend or macrotrend names from
-    # trend_summary and read only the other trends (queries.SplitSearch): terms found in
+    # trend_summary and read only the other trends (counts.SplitSearch): terms found in
     # names only, in other fields only, in both (in one row too), with filters on the summary's
     # columns, and with one on another column (counted among the trends as a whole).
     filters: list[dict[str, Any]] = [
@@ -424,68 +423,27 @@ def test_count_bounds_are_inclusive_and_never_match_a_missing_count(
 ) -> None:
     low, high = f"{short}Min", f"{short}Max"
     field = BOUNDED[short]
-    counts = sorted(r[field] for r in rows if r[field] is not None)
-    assert len(rows) - len(counts) >= 2  # trends without the count
-    tied = max(c for c in counts if counts.count(c) == 2)  # two trends at one bound
+    stored = sorted(r[field] for r in rows if r[field] is not None)
+    assert len(rows) - len(stored) >= 2  # trends without the count
+    tied = max(c for c in stored if stored.count(c) == 2)  # two trends at one bound
     sizes = [
-        ({low: 0}, len(counts)),
-        ({high: 2**31 - 1}, len(counts)),
-        ({low: counts[0]}, len(counts)),
-        ({high: counts[-1]}, len(counts)),
-        ({low: counts[0], high: counts[-1]}, len(counts)),
+        ({low: 0}, len(stored)),
+        ({high: 2**31 - 1}, len(stored)),
+        ({low: stored[0]}, len(stored)),
+        ({high: stored[-1]}, len(stored)),
+        ({low: stored[0], high: stored[-1]}, len(stored)),
         ({low: tied, high: tied}, 2),
-        ({low: tied}, len([c for c in counts if c >= tied])),
-        ({high: tied}, len([c for c in counts if c <= tied])),
+        ({low: tied}, len([c for c in stored if c >= tied])),
+        ({high: tied}, len([c for c in stored if c <= tied])),
         (
-            {low: counts[5], high: counts[-5]},
-            len([c for c in counts if counts[5] <= c <= counts[-5]]),
+            {low: stored[5], high: stored[-5]},
+            len([c for c in stored if stored[5] <= c <= stored[-5]]),
         ),
-        ({low: counts[-1] + 1}, 0),
-        ({high: counts[0] - 1}, 0),
+        ({low: stored[-1] + 1}, 0),
+        ({high: stored[0] - 1}, 0),
     ]
     for bounds, size in sizes:
         assert len(expect_filtered(gql, rows, bounds)) == size, bounds
-
-
-# Counts around the edges of trend_count_bucket's buckets, several trends at some of them.
-WIDTH = summary.BUCKET_WIDTH
-EDGES = [0, 0, 1, WIDTH - 1, WIDTH, WIDTH, WIDTH + 1, 2 * WIDTH - 1, 2 * WIDTH, 3 * WIDTH + 7]
-EDGES += [5 * WIDTH, 5 * WIDTH, 5 * WIDTH + WIDTH - 1, None]
-
-
-def test_a_count_under_bounds_of_one_count_is_exact_whichever_buckets_they_cut(
-    db: Database, tmp_path: Path
-) -> None:
-    made = [
-        trend_row(
-            challenges_and_research_gaps=f"edge {i}",
-            total_count_of_publications=value,
-            total_count_of_patents=None if value is None else value + WIDTH // 2,
-        )
-        for i, value in enumerate(EDGES)
-    ]
-    assert load(db, tmp_path, csv_text(made)).created == len(EDGES)
-    ends = sorted({e + d for e in EDGES if e is not None for d in (-1, 0, 1) if e + d >= 0})
-    with db.session() as session:
-        for short, name in fields.COUNTS.items():
-            counts = [row[name] for row in made if row[name] is not None]
-            for low in [None, *ends]:
-                for high in [None, *(e + WIDTH // 2 for e in ends)]:
-                    if (low is None and high is None) or (low or 0) > (high or 2**31):
-                        continue
-                    bounds = queries.TrendFilter(**{f"{short}_min": low, f"{short}_max": high})
-                    assert queries.Bounds.of(bounds) is not None
-                    expected = [c for c in counts if (low or 0) <= c <= (high or 2**31)]
-                    found = queries.count_trends(session, bounds)
-                    assert found == len(expected), (short, low, high)
-
-
-def test_only_a_filter_of_one_count_s_bounds_alone_is_counted_from_buckets() -> None:
-    assert queries.Bounds.of(queries.TrendFilter(publications_min=1, patents_max=2)) is None
-    assert queries.Bounds.of(queries.TrendFilter(publications_min=1, steepl=Steepl.T)) is None
-    assert queries.Bounds.of(queries.TrendFilter(patents_min=1, search="ai")) is None
-    assert queries.Bounds.of(queries.TrendFilter(patents_min=1, megatrend_in=())) is None
-    assert queries.Bounds.of(queries.TrendFilter(patents_min=1, search="  ")) is not None
 
 
 def test_updated_since_is_inclusive_and_finds_what_changed(
@@ -667,9 +625,9 @@ def test_an_updated_since_that_is_no_time_is_bad_user_input(gql: GraphQL, rows: 
 
 
 def test_the_service_refuses_a_long_list_itself(db: Database) -> None:
-    too_many = queries.TrendFilter(steepl_in=(Steepl.S,) * 101)
+    too_many = filters.TrendFilter(steepl_in=(Steepl.S,) * 101)
     with pytest.raises(BadUserInput) as refused:
-        db.call_sync(queries.count_trends, too_many)
+        db.call_sync(counts.count_trends, too_many)
     assert refused.value.extensions == {"code": "BAD_USER_INPUT", "field": "steeplIn"}
     assert str(refused.value) == "steeplIn takes at most 100 entries, got 101"
 
@@ -801,11 +759,11 @@ def test_null_counts_sort_last_in_both_directions(gql: GraphQL, rows: list[Node]
     ]:
         for direction in ("ASC", "DESC"):
             walked = walk(gql, [{"field": field, "direction": direction}], first=16)
-            counts = [n[key] for n in walked]
-            nulls = counts.count(None)
+            values = [n[key] for n in walked]
+            nulls = values.count(None)
             assert nulls >= 2
-            assert counts[-nulls:] == [None] * nulls, (field, direction)
-            present = counts[:-nulls]
+            assert values[-nulls:] == [None] * nulls, (field, direction)
+            present = values[:-nulls]
             assert present == sorted(present, reverse=direction == "DESC"), (field, direction)
             null_ids = [_by_pk(n) for n in walked[-nulls:]]
             assert null_ids == sorted(null_ids), (field, direction)
@@ -1255,33 +1213,9 @@ INDEXED_TERMS = [
 ]
 
 
-def _statements(session: Session, run: Callable[[], object]) -> list[tuple[str, Any]]:
-    """The SQL statements, with their parameters, that `run` sends through `session`."""
-    seen: list[tuple[str, Any]] = []
-
-    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        seen.append((statement, parameters))
-
-    engine = session.get_bind()
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        run()
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
-    return seen
-
-
-def _forbid(session: Session, *scans: str) -> None:
-    """Plan the transaction's statements without these kinds of scan (`seqscan`, ...)."""
-    for scan in scans:
-        session.execute(sa.text(f"SET LOCAL enable_{scan} = off"))
-    # A plan costed as disabled passes jit_above_cost: compiling each would take 0.1 s.
-    session.execute(sa.text("SET LOCAL jit = off"))
-
-
 def _searched_ids(session: Session, term: str) -> list[int]:
     page = queries.list_trends(
-        session, trend_filter=queries.TrendFilter(search=term), first=500, with_total=True
+        session, trend_filter=filters.TrendFilter(search=term), first=500, with_total=True
     )
     assert page.total == len(page.rows)
     return [row.id for row in page.rows]
@@ -1299,20 +1233,20 @@ def test_search_is_served_by_the_trigram_index_with_the_same_answers(
         with db.session() as session:
             # On a few rows the planner rightly scans; forbid the table and id scans to see
             # whether the index can answer the very statements the search sends.
-            _forbid(session, "seqscan", "indexscan")
-            searched_filter = queries.TrendFilter(search=term)
+            forbid_scans(session, "seqscan", "indexscan")
+            searched_filter = filters.TrendFilter(search=term)
 
             def page_and_count() -> None:
                 _searched_ids(session, term)  # noqa: B023
-                queries.count_trends(session, searched_filter)  # noqa: B023
+                counts.count_trends(session, searched_filter)  # noqa: B023
 
-            sent = _statements(session, page_and_count)
+            sent = sent_statements(session, page_and_count)
             assert len(sent) == 2  # the page, and a count (the page alone holds every match)
             # The page looks in every searched column. The count holds two counts, of which it
-            # runs one (queries.SplitSearch): in the columns trend_summary does not hold (when
+            # runs one (counts.SplitSearch): in the columns trend_summary does not hold (when
             # some names hold the term, summed there), or in every searched column.
-            every = len(queries.NAMES) + len(queries.TEXTS)
-            indexed = [every, len(queries.TEXTS) + every]
+            every = len(counts.NAMES) + len(counts.TEXTS)
+            indexed = [every, len(counts.TEXTS) + every]
             for (statement, parameters), columns in zip(sent, indexed, strict=True):
                 plan = session.connection().exec_driver_sql("EXPLAIN " + statement, parameters)
                 text = "\n".join(plan.scalars())
@@ -1329,46 +1263,23 @@ def test_the_count_of_a_term_found_in_names_only_reads_no_trend(
     found = searched(rows, term)
     assert found
     assert all(term not in str(row[f]).lower() for row in found for f in SEARCHED[2:])
-    statement = queries.count_statement(queries.TrendFilter(search=term))
+    statement = counts.count_statement(filters.TrendFilter(search=term))
     with db.session() as session:
-        _forbid(session, "seqscan")  # a few rows: as at scale
+        forbid_scans(session, "seqscan")  # a few rows: as at scale
         assert session.execute(statement).scalar_one() == len(found)
-        [sent] = _statements(session, lambda: session.execute(statement))
+        [sent] = sent_statements(session, lambda: session.execute(statement))
         plan = plans.explain(session.connection(), plans.Statement(*sent))
     assert plan.tables_read.get("trend", 0) == 0, plan.summary()
-
-
-def test_the_count_under_a_bound_reads_only_the_trends_of_the_bucket_it_cuts(
-    backend: Settings, db: Database, tmp_path: Path
-) -> None:
-    if backend.database_url.startswith("sqlite"):
-        pytest.skip("SQLite's planner is not PostgreSQL's; the statement is the same")
-    values = [i * 7 for i in range(300)]  # 0 to 2,093: 21 buckets
-    made = [
-        trend_row(challenges_and_research_gaps=f"n{v}", total_count_of_publications=v)
-        for v in values
-    ]
-    assert load(db, tmp_path, csv_text(made)).created == len(values)
-    low = 1000
-    bounds = queries.TrendFilter(publications_min=low)
-    statement = queries.count_statement(bounds)
-    with db.session() as session:
-        _forbid(session, "seqscan")  # a few rows: as at scale
-        assert session.execute(statement).scalar_one() == len([v for v in values if v >= low])
-        [sent] = _statements(session, lambda: session.execute(statement))
-        plan = plans.explain(session.connection(), plans.Statement(*sent))
-    cut = [v for v in values if low <= v < low + WIDTH]
-    assert 0 < plan.tables_read["trend"] <= len(cut), plan.summary()
 
 
 def test_a_first_page_of_what_changed_counts_the_matches_it_collected(
     db: Database, rows: list[Node]
 ) -> None:
-    since = queries.TrendFilter(updated_since=datetime(2000, 1, 1, tzinfo=UTC))
-    later = queries.TrendFilter(updated_since=datetime(2999, 1, 1, tzinfo=UTC))
+    since = filters.TrendFilter(updated_since=datetime(2000, 1, 1, tzinfo=UTC))
+    later = filters.TrendFilter(updated_since=datetime(2999, 1, 1, tzinfo=UTC))
     with db.session() as session:
 
-        def page(trend_filter: queries.TrendFilter, after: str | None) -> queries.TrendPage:
+        def page(trend_filter: filters.TrendFilter, after: str | None) -> queries.TrendPage:
             found = queries.list_trends(
                 session, trend_filter=trend_filter, first=2, after=after, with_total=True
             )
@@ -1376,11 +1287,11 @@ def test_a_first_page_of_what_changed_counts_the_matches_it_collected(
             return found
 
         pages: list[queries.TrendPage] = []
-        assert len(_statements(session, lambda: pages.append(page(since, None)))) == 1
+        assert len(sent_statements(session, lambda: pages.append(page(since, None)))) == 1
         assert (pages[0].total, len(pages[0].rows)) == (len(rows), 2)
         after = pages[0].keyset.cursor(pages[0].rows[-1])
         # A page after a cursor collected only what follows it: its count is read on its own.
-        assert len(_statements(session, lambda: pages.append(page(since, after)))) == 2
+        assert len(sent_statements(session, lambda: pages.append(page(since, after)))) == 2
         assert pages[1].total == len(rows)
         assert page(later, None).total == 0
 
@@ -1390,11 +1301,11 @@ def test_updated_since_is_served_by_the_updated_at_index(
 ) -> None:
     if backend.database_url.startswith("sqlite"):
         pytest.skip("SQLite's planner is not PostgreSQL's; the index exists on both")
-    since = queries.TrendFilter(updated_since=datetime(2000, 1, 1, tzinfo=UTC))
+    since = filters.TrendFilter(updated_since=datetime(2000, 1, 1, tzinfo=UTC))
     with db.session() as session:
-        _forbid(session, "seqscan")  # a few rows: it would scan
-        sent = _statements(session, lambda: queries.count_trends(session, since))
+        forbid_scans(session, "seqscan")  # a few rows: it would scan
+        sent = sent_statements(session, lambda: counts.count_trends(session, since))
         [(statement, parameters)] = sent
         plan = session.connection().exec_driver_sql("EXPLAIN " + statement, parameters)
         assert "ix_trend_updated_at" in "\n".join(plan.scalars())
-        assert queries.count_trends(session, since) == len(rows)
+        assert counts.count_trends(session, since) == len(rows)

@@ -18,7 +18,7 @@ from trends_gql.core.db import Database
 from trends_gql.core.fields import Steepl
 from trends_gql.core.reads import Reads
 from trends_gql.core.settings import Settings
-from trends_gql.trends import aggregates, queries
+from trends_gql.trends import aggregates, counts, filters, queries
 
 pytestmark = pytest.mark.anyio
 
@@ -32,13 +32,13 @@ COLUMNS = [
 
 
 def _statements() -> list[sa.Select[Any]]:
-    only_s_and_t = queries.TrendFilter(steepl_in=(Steepl.S, Steepl.T))
+    only_s_and_t = filters.TrendFilter(steepl_in=(Steepl.S, Steepl.T))
     return [
         queries.page_query(trend_filter=only_s_and_t, columns=COLUMNS, first=20).statement,
         queries.trends_statement([1, 2, 3, 10**6], COLUMNS),
         aggregates.readiness_statement("ai"),
-        queries.count_statement(None),
-        queries.count_statement(queries.TrendFilter(search="energy")),
+        counts.count_statement(None),
+        counts.count_statement(filters.TrendFilter(search="energy")),
     ]
 
 
@@ -144,9 +144,9 @@ async def test_concurrent_reads_share_at_most_the_pools_connections(
 
 def _filtered(**fields: Any) -> list[sa.Select[Any]]:
     """A page of the trends matching a filter, and their count."""
-    trend_filter = queries.TrendFilter(**fields)
+    trend_filter = filters.TrendFilter(**fields)
     page = queries.page_query(trend_filter=trend_filter, columns=COLUMNS, first=50).statement
-    return [page, queries.count_statement(trend_filter)]
+    return [page, counts.count_statement(trend_filter)]
 
 
 async def test_statements_of_one_structure_read_each_their_own_values(

@@ -1,7 +1,7 @@
 """The ten data fields of a trend record, each declared once: its name, CSV header and rule.
 
 Everything else that lists them derives from TREND_FIELDS: the rules (core/validation.py), the
-CSV format (imports/csvio.py), search, filters and facets (trends/queries.py), exports and
+CSV format (imports/csvio.py), search, filters and facets (trends/filters.py), exports and
 backups. The table (core/models.py), its migration and the GraphQL types (schema/types.py) spell
 them out; tests/test_fields.py and tests/test_schema.py check that they agree with this list.
 """

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from trends_gql.core.fields import FIELDS
 from trends_gql.core.models import TREND_TABLE
 from trends_gql.imports.csvio import write_csv
-from trends_gql.trends.queries import TrendFilter, filter_clauses
+from trends_gql.trends.filters import TrendFilter, filter_clauses
 
 FileFormat = Literal["csv", "json"]
 

@@ -18,7 +18,7 @@ from trends_gql.core.fields import CHOICES
 from trends_gql.core.models import ExportFormat, ExportRun, RunStatus
 from trends_gql.core.settings import Settings
 from trends_gql.exports.files import FileFormat, export_trends
-from trends_gql.trends.queries import TrendFilter, filter_clauses
+from trends_gql.trends.filters import TrendFilter, filter_clauses
 
 log = logging.getLogger(__name__)
 

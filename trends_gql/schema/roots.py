@@ -20,7 +20,7 @@ from trends_gql.schema.completion import Complete, Fallback, Fragments, collect
 from trends_gql.schema.query import page_arguments
 from trends_gql.schema.rendering import PAGE, read_columns, rendered_sql
 from trends_gql.schema.types import TREND_COLUMNS, TrendConnection, TrendFacets
-from trends_gql.trends import aggregates, queries
+from trends_gql.trends import aggregates, counts, queries
 
 Rows = list[list[Any]]  # the rows of each of a field's statements
 
@@ -123,7 +123,7 @@ def _trends(call: RootCall) -> FieldRead:
         page.count_matches(lambda: int(rows[1][0][0]))
         return TrendConnection(page=page)
 
-    count = queries.count_statement(arguments["trend_filter"])
+    count = counts.count_statement(arguments["trend_filter"])
     return FieldRead([statement, count], source, last_wanted=counted)
 
 

@@ -12,7 +12,7 @@ from trends_gql.accounts import sessions
 from trends_gql.core import fields, models
 from trends_gql.core.pagination import RecordPage, encode_id
 from trends_gql.schema.complexity import MAX_ITEMS
-from trends_gql.trends import aggregates, queries
+from trends_gql.trends import aggregates, filters, queries
 
 TechnologyReadinessLevel = fields.TechnologyReadinessLevel
 ImpactStrength = fields.ImpactStrength
@@ -160,8 +160,8 @@ class TrendFacets:
 
 
 # A longer list is refused while the document is measured, before its entries are converted.
-_LIST = {MAX_ITEMS: queries.MAX_FILTER_VALUES}
-_ANY = f"[] matches nothing; at most {queries.MAX_FILTER_VALUES} values."
+_LIST = {MAX_ITEMS: filters.MAX_FILTER_VALUES}
+_ANY = f"[] matches nothing; at most {filters.MAX_FILTER_VALUES} values."
 
 
 def _bound(count: str, test: str, rule: str = "0 or more") -> str:
@@ -214,13 +214,13 @@ class TrendFilter:
         "(e.g. 2026-01-31T00:00:00Z); a time without one is refused.",
     )
 
-    def to_query(self) -> queries.TrendFilter:
+    def to_query(self) -> filters.TrendFilter:
         """The service's filter: the same fields, lists as tuples."""
         values: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             values[f.name] = tuple(value) if isinstance(value, list) else value
-        return queries.TrendFilter(**values)
+        return filters.TrendFilter(**values)
 
 
 @strawberry.input

@@ -14,13 +14,8 @@ from sqlalchemy.orm import Session
 
 from trends_gql.core import fields, summary
 from trends_gql.core.models import TREND_SUMMARY_TABLE, TREND_TABLE, TRL_SCORES
-from trends_gql.trends.queries import (
-    SplitSearch,
-    TrendFilter,
-    filter_clauses,
-    summarised,
-    text_argument,
-)
+from trends_gql.trends.counts import SplitSearch, summarised
+from trends_gql.trends.filters import TrendFilter, filter_clauses, text_argument
 
 T = TREND_TABLE.c
 S = TREND_SUMMARY_TABLE.c
