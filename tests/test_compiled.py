@@ -27,8 +27,10 @@ def test_a_statement_of_a_compiled_structure_has_its_own_values() -> None:
         _page(megatrend_in=("Robotics",), publications_min=None, patents_max=3),
         _page(steepl_in=(Steepl.S, Steepl.T), search="energy"),
         _page(steepl_in=(Steepl.E,), search="100%_off"),
-        counts.count_statement(filters.TrendFilter(megatrend="AI")),
-        counts.count_statement(filters.TrendFilter(megatrend="Robotics")),
+        counts.count_statement(filters.TrendFilter(megatrend="AI"), DIALECT.name),
+        counts.count_statement(filters.TrendFilter(megatrend="Robotics"), DIALECT.name),
+        counts.count_statement(filters.TrendFilter(patents_min=150), DIALECT.name),
+        counts.count_statement(filters.TrendFilter(patents_min=3_150), DIALECT.name),
         # Values given by statement.params()
         aggregates.readiness_statement("AI"),
         aggregates.readiness_statement("Robotics"),

@@ -65,7 +65,7 @@ def test_the_count_under_a_bound_reads_only_the_trends_of_the_bucket_it_cuts(
     assert load(db, tmp_path, csv_text(made)).created == len(values)
     low = 1000
     bounds = filters.TrendFilter(publications_min=low)
-    statement = counts.count_statement(bounds)
+    statement = counts.count_statement(bounds, "postgresql")
     with db.session() as session:
         forbid_scans(session, "seqscan")  # a few rows: as at scale
         assert session.execute(statement).scalar_one() == len([v for v in values if v >= low])

@@ -1263,7 +1263,7 @@ def test_the_count_of_a_term_found_in_names_only_reads_no_trend(
     found = searched(rows, term)
     assert found
     assert all(term not in str(row[f]).lower() for row in found for f in SEARCHED[2:])
-    statement = counts.count_statement(filters.TrendFilter(search=term))
+    statement = counts.count_statement(filters.TrendFilter(search=term), "postgresql")
     with db.session() as session:
         forbid_scans(session, "seqscan")  # a few rows: as at scale
         assert session.execute(statement).scalar_one() == len(found)

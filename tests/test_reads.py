@@ -31,20 +31,21 @@ COLUMNS = [
 ]
 
 
-def _statements() -> list[sa.Select[Any]]:
+def _statements(dialect: str) -> list[sa.Select[Any]]:
     only_s_and_t = filters.TrendFilter(steepl_in=(Steepl.S, Steepl.T))
     return [
         queries.page_query(trend_filter=only_s_and_t, columns=COLUMNS, first=20).statement,
         queries.trends_statement([1, 2, 3, 10**6], COLUMNS),
         aggregates.readiness_statement("ai"),
-        counts.count_statement(None),
-        counts.count_statement(filters.TrendFilter(search="energy")),
+        counts.count_statement(None, dialect),
+        counts.count_statement(filters.TrendFilter(search="energy"), dialect),
+        counts.count_statement(filters.TrendFilter(publications_min=100_000), dialect),
     ]
 
 
 async def test_rows_read_are_the_rows_sqlalchemy_gives(db: Database, tmp_path: Path) -> None:
     load(db, tmp_path, SAMPLE)
-    statements = _statements()
+    statements = _statements(db.dialect)
     reads = Reads(db, pool_size=2)
     try:
         prepared = reads.prepare(statements)
@@ -142,25 +143,27 @@ async def test_concurrent_reads_share_at_most_the_pools_connections(
         reads.close()
 
 
-def _filtered(**fields: Any) -> list[sa.Select[Any]]:
+def _filtered(dialect: str, **fields: Any) -> list[sa.Select[Any]]:
     """A page of the trends matching a filter, and their count."""
     trend_filter = filters.TrendFilter(**fields)
     page = queries.page_query(trend_filter=trend_filter, columns=COLUMNS, first=50).statement
-    return [page, counts.count_statement(trend_filter)]
+    return [page, counts.count_statement(trend_filter, dialect)]
 
 
 async def test_statements_of_one_structure_read_each_their_own_values(
     db: Database, tmp_path: Path
 ) -> None:
     load(db, tmp_path, SAMPLE)
-    filters = [
+    wanted = [
         {"megatrend_in": ("AI",), "publications_min": 1},
         {"megatrend_in": ("AI", "Robotics", "Mobility"), "publications_min": 1000},
         {"megatrend_in": ("Robotics",), "publications_min": 0},
         {"steepl_in": (Steepl.S, Steepl.T), "search": "energy"},
         {"steepl_in": (Steepl.E,), "search": "a"},
+        {"patents_min": 150, "patents_max": 20_420},
+        {"patents_min": 3_000, "patents_max": 3_050},
     ]
-    cases = [_filtered(**fields) for fields in filters]
+    cases = [_filtered(db.dialect, **fields) for fields in wanted]
     # Values given by statement.params(), as the readiness statement's megatrend is.
     cases += [[aggregates.readiness_statement(m)] for m in ("AI", "Robotics", "none of them")]
     reads = Reads(db, pool_size=1)

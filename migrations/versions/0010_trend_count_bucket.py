@@ -1,5 +1,7 @@
 """trend_count_bucket: trends per bucket of 100 publications or patents, kept by triggers
 
+PostgreSQL only: on SQLite the table is created and stays empty (core/summary.py says why).
+
 Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-05
@@ -90,31 +92,6 @@ POSTGRESQL_TRIGGERS = {
 }
 
 
-def _bucket(short: str, name: str) -> str:
-    return f"count_name = '{short}' AND bucket = OLD.{name} / {WIDTH}"
-
-
-SQLITE_ADD = " ".join(
-    f"INSERT INTO trend_count_bucket ({KEY}, trend_count)"
-    f" SELECT '{short}', NEW.{name} / {WIDTH}, 1 WHERE NEW.{name} IS NOT NULL"
-    f" ON CONFLICT ({KEY}) DO UPDATE SET trend_count = trend_count + 1;"
-    for short, name in COUNTS.items()
-)
-SQLITE_REMOVE = " ".join(
-    f"UPDATE trend_count_bucket SET trend_count = trend_count - 1 WHERE {_bucket(short, name)};"
-    f" DELETE FROM trend_count_bucket WHERE {_bucket(short, name)} AND trend_count <= 0;"
-    for short, name in COUNTS.items()
-)
-SQLITE_TRIGGERS = {
-    "trend_count_bucket_insert": "TRIGGER trend_count_bucket_insert AFTER INSERT ON trend"
-    f" BEGIN {SQLITE_ADD} END",
-    "trend_count_bucket_update": "TRIGGER trend_count_bucket_update"
-    f" AFTER UPDATE OF {', '.join(COUNTS.values())} ON trend BEGIN {SQLITE_REMOVE} {SQLITE_ADD} END",
-    "trend_count_bucket_delete": "TRIGGER trend_count_bucket_delete AFTER DELETE ON trend"
-    f" BEGIN {SQLITE_REMOVE} END",
-}
-
-
 def _counts() -> list[sa.Column]:
     """The key and count columns of trend_count_bucket and its change table."""
     return [
@@ -141,16 +118,14 @@ def upgrade() -> None:
         sa.Column("first", sa.Boolean(), nullable=False),
     )
     op.create_index("ix_trend_count_bucket_change_txid", "trend_count_bucket_change", ["txid"])
+    if not _postgresql():
+        return
     # The triggers first: creating them locks out writes to trend until the buckets are filled
     # and committed.
-    if _postgresql():
-        for function in POSTGRESQL_FUNCTIONS:
-            op.execute(function)
-        for trigger in POSTGRESQL_TRIGGERS.values():
-            op.execute(f"CREATE {trigger}")
-    else:
-        for trigger in SQLITE_TRIGGERS.values():
-            op.execute(f"CREATE {trigger}")
+    for function in POSTGRESQL_FUNCTIONS:
+        op.execute(function)
+    for trigger in POSTGRESQL_TRIGGERS.values():
+        op.execute(f"CREATE {trigger}")
     counted = _deltas("trend", 1)
     op.execute(
         f"INSERT INTO trend_count_bucket ({KEY}, trend_count) "
@@ -165,8 +140,5 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER {name} ON {table}")
         op.execute("DROP FUNCTION trend_count_bucket_fold()")
         op.execute("DROP FUNCTION trend_count_bucket_apply()")
-    else:
-        for name in SQLITE_TRIGGERS:
-            op.execute(f"DROP TRIGGER {name}")
     op.drop_table("trend_count_bucket_change")
     op.drop_table("trend_count_bucket")

@@ -187,8 +187,9 @@ class _BucketCounts(SQLModel):
 class TrendCountBucket(_BucketCounts, table=True):
     """How many trends have their publications (or patents) in each bucket of 100 values.
 
-    Kept exact by triggers as trend_summary is (core/summary.py), so that a count under a bound
-    sums the buckets within it and reads only the trends of the bucket it cuts.
+    Kept exact on PostgreSQL by triggers as trend_summary is (core/summary.py), so that a count
+    under a bound sums the buckets within it and reads only the trends of the bucket it cuts.
+    Empty on SQLite, which has no index on the counts to read those trends with.
     """
 
     __tablename__ = "trend_count_bucket"

@@ -178,7 +178,15 @@ def prepare(
             definition = root.field.extensions["strawberry-definition"]
             raw = get_argument_values(root.field, root.nodes[0], coerced)
             args = convert_arguments(raw, definition.arguments, registry, config)
-            call = RootCall(root.field, root.nodes, plan.fragments, args, settings, root.rendered)
+            call = RootCall(
+                root.field,
+                root.nodes,
+                plan.fragments,
+                args,
+                settings,
+                root.rendered,
+                reads.dialect.name,
+            )
             read = ROOTS[root.name](call)
         span = slice(len(statements), len(statements) + len(read.statements))
         statements += read.statements

@@ -57,6 +57,7 @@ class RootCall:
     args: dict[str, Any]  # converted as Strawberry converts them for the resolver
     settings: Settings
     rendered: Rendered  # JSON columns PostgreSQL writes for it (rendered_nodes)
+    dialect: str  # of the database it reads
 
 
 RootRead = Callable[[RootCall], FieldRead]
@@ -123,7 +124,7 @@ def _trends(call: RootCall) -> FieldRead:
         page.count_matches(lambda: int(rows[1][0][0]))
         return TrendConnection(page=page)
 
-    count = counts.count_statement(arguments["trend_filter"])
+    count = counts.count_statement(arguments["trend_filter"], call.dialect)
     return FieldRead([statement, count], source, last_wanted=counted)
 
 

@@ -4,8 +4,8 @@ A count reads trend_summary (counts per megatrend, macrotrend, TRL, impact and S
 exact by triggers: core/summary.py) whenever the filter names only those columns, and the
 matching trends otherwise; the aggregates are in trends/aggregates.py. A search under such a
 filter is counted in two parts (SplitSearch): its matches in megatrend or macrotrend from
-trend_summary, and only the other trends from the trends themselves. A filter that only bounds
-one count (publications or patents) sums trend_count_bucket's buckets (Bounds).
+trend_summary, and only the other trends from the trends themselves. On PostgreSQL, a filter
+that only bounds one count (publications or patents) sums trend_count_bucket's buckets (Bounds).
 """
 
 import dataclasses
@@ -141,13 +141,14 @@ class Bounds:
 _TOTAL = sa.select(sa.cast(sa.func.coalesce(sa.func.sum(S.trend_count), 0), sa.Integer))
 
 
-def count_statement(trend_filter: TrendFilter | None = None) -> sa.Select[Any]:
-    """The statement counting the trends that match the filter: a sum over trend_summary when
-    the filter names only its columns, in part when it also searches (SplitSearch), and over
-    trend_count_bucket when it only bounds one count (Bounds)."""
+def count_statement(trend_filter: TrendFilter | None, dialect: str) -> sa.Select[Any]:
+    """The statement counting the trends that match the filter on a database of `dialect`: a
+    sum over trend_summary when the filter names only its columns, in part when it also
+    searches (SplitSearch), and over trend_count_bucket, where it is kept, when the filter only
+    bounds one count (Bounds)."""
     if summarised(trend_filter):
         return _TOTAL.where(*filter_clauses(trend_filter, TREND_SUMMARY_TABLE))
-    if bounds := Bounds.of(trend_filter):
+    if summary.buckets_kept(dialect) and (bounds := Bounds.of(trend_filter)):
         return bounds.count()
     whole = _counted(filter_clauses(trend_filter))
     if split := SplitSearch.of(trend_filter):
@@ -166,4 +167,5 @@ def _counted(where: Iterable[sa.ColumnElement[bool]]) -> sa.Select[Any]:
 
 def count_trends(session: Session, trend_filter: TrendFilter | None = None) -> int:
     """How many trends match the filter."""
-    return int(session.execute(count_statement(trend_filter)).scalar_one())
+    dialect = session.get_bind().dialect.name
+    return int(session.execute(count_statement(trend_filter, dialect)).scalar_one())
