@@ -120,20 +120,18 @@ class Bounds:
         first = None if self.low is None else self.low // width  # the buckets the bounds cut
         last = None if self.high is None else self.high // width
         within = [B.count_name == self.short]
-        cut: list[tuple[int, int]] = []  # the ranges of values read from the trends
         if first is not None:
             within.append(B.bucket > first)
-            cut.append((first * width, first * width + width - 1))
         if last is not None:
             within.append(B.bucket < last)
-            if last != first:
-                cut.append((last * width, last * width + width - 1))
         within_sum = sa.select(sa.func.sum(B.trend_count)).where(*within).scalar_subquery()
         total: sa.ColumnElement[Any] = sa.func.coalesce(within_sum, 0)
-        low, high = self.low or 0, self.high
-        for start, end in cut:
-            values = column.between(max(start, low), end if high is None else min(end, high))
-            total = total + _counted([values]).scalar_subquery()
+        # Each cut bucket's trends within the bounds, read once when both bounds cut the same.
+        for bucket in sorted({b for b in (first, last) if b is not None}):
+            start, end = max(bucket * width, self.low or 0), (bucket + 1) * width - 1
+            if self.high is not None:
+                end = min(end, self.high)
+            total = total + _counted([column.between(start, end)]).scalar_subquery()
         return sa.select(sa.cast(total, sa.Integer))
 
 
