@@ -224,7 +224,7 @@ def test_the_client_file_name_is_only_data(
 def test_uploads_need_staff_and_the_csrf_header(jobs_settings: Settings, db: Database) -> None:
     make_user(db, "reader@example.org")
     with web_client(jobs_settings) as client:
-        # Refused before the body is read (protection.BodyLimit).
+        # Refused before the body is read (protection.Protections).
         assert code(upload(client, b"x", status=401)) == "UNAUTHENTICATED"
         login(client, "reader@example.org")
         assert code(upload(client, b"x", status=403)) == "FORBIDDEN"

@@ -17,10 +17,11 @@ the rest of a request by id. psycopg's own adapters still dump the parameters an
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
+import psycopg.abc
 import psycopg.errors
 import sqlalchemy as sa
 from psycopg import pq
@@ -51,22 +52,34 @@ class _Pool:
         self.prepared_max = prepared_max
         self.idle: list[psycopg.AsyncConnection[Any]] = []
         self.prepared: dict[psycopg.AsyncConnection[Any], _Prepared] = {}
+        # Per connection, its adapters: kept, they keep the loaders of the types they met.
+        self.adapters: dict[psycopg.AsyncConnection[Any], psycopg.abc.Transformer] = {}
 
-    @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        async with self.slots:
-            conn = self.idle.pop() if self.idle else await self.connect()
-            try:
-                yield conn
-            finally:
-                if conn.info.transaction_status is TransactionStatus.IDLE:
-                    self.idle.append(conn)
-                else:  # broken, closed, or left inside a statement by a cancellation
-                    self.prepared.pop(conn, None)
-                    if conn.info.transaction_status is TransactionStatus.ACTIVE:
-                        with contextlib.suppress(Exception):  # the server stops the statement
-                            await conn.cancel_safe(timeout=5)
-                    conn.pgconn.finish()
+    async def acquire(self) -> psycopg.AsyncConnection[Any]:
+        """A connection to read on, to give back with `release` (plain calls rather than a
+        context manager: each read pays for it)."""
+        await self.slots.acquire()
+        try:
+            return self.idle.pop() if self.idle else await self.connect()
+        except BaseException:
+            self.slots.release()
+            raise
+
+    async def release(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Keep `conn` for the next read if it is usable; drop it otherwise."""
+        try:
+            if conn.info.transaction_status is TransactionStatus.IDLE:
+                self.idle.append(conn)
+                return
+            # Broken, closed, or left inside a statement by a cancellation.
+            self.prepared.pop(conn, None)
+            self.adapters.pop(conn, None)
+            if conn.info.transaction_status is TransactionStatus.ACTIVE:
+                with contextlib.suppress(Exception):  # the server stops the statement
+                    await conn.cancel_safe(timeout=5)
+            conn.pgconn.finish()
+        finally:
+            self.slots.release()
 
     def close(self) -> None:
         """Close the idle connections."""
@@ -74,11 +87,14 @@ class _Pool:
             conn = self.idle.pop()  # held here: deleted while open, psycopg would complain
             conn.pgconn.finish()
         self.prepared = {}
+        self.adapters = {}
 
     async def read(self, conn: psycopg.AsyncConnection[Any], read: CompiledRead) -> list[Any]:
         """The rows of `read` on `conn`, prepared there on first use."""
         pgconn = conn.pgconn
-        adapt = Transformer(conn)
+        adapt = self.adapters.get(conn)
+        if adapt is None:
+            adapt = self.adapters[conn] = Transformer(conn)
         params = adapt.dump_sequence(read.values, [PyFormat.AUTO] * len(read.values))
         statements = self.prepared.setdefault(conn, {})
         key = (read.query, tuple(adapt.types or ()))
@@ -182,7 +198,8 @@ class Reads:
 
             return await self.db.read(read_all)
         pool = self._pool()
-        async with pool.connection() as conn:
+        conn = await pool.acquire()
+        try:
             results: list[list[Any]] = []
             for read, condition in zip(prepared, conditions, strict=True):
                 if condition is not None and not condition(results):
@@ -192,6 +209,8 @@ class Reads:
                     observe(read.sql)
                 results.append(await pool.read(conn, read))
             return results
+        finally:
+            await pool.release(conn)
 
     def _pool(self) -> _Pool:
         loop = asyncio.get_running_loop()

@@ -199,11 +199,12 @@ def create_app(
     graphql = GraphQLView(db, settings, cache, limiter, clock, pages.graphiql, reads)
     app = Starlette(
         routes=[
+            # First: the router tries each route in turn, and nearly every request is this one.
+            Route(GRAPHQL_PATH, graphql, methods=["GET", "POST", "OPTIONS"]),
+            WebSocketRoute(GRAPHQL_PATH, graphql),
             Route("/", home_route(pages.dashboard, GRAPHQL_PATH), methods=["GET"]),
             Route("/console", page_route(pages.console), methods=["GET"]),
             Mount(STATIC_PATH, app=assets, name="static"),
-            Route(GRAPHQL_PATH, graphql, methods=["GET", "POST", "OPTIONS"]),
-            WebSocketRoute(GRAPHQL_PATH, graphql),
             Route("/healthz", healthz),
             Route(METRICS_PATH, metrics_route(db, settings), methods=["GET"]),
             Route("/exports/{id}", download_export, methods=["GET"]),

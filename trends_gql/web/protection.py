@@ -58,29 +58,14 @@ def retry_after_header(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
 
 
-class CSRFPrevention:
-    """Refuse GraphQL requests a browser could send cross-site without a CORS preflight.
-
-    Apollo Server's `csrfPrevention` rule: such requests must carry a header that only a
-    preflighted request can, so a page on another site cannot make them with our cookies.
-    """
-
-    def __init__(self, app: ASGIApp, path: str = GRAPHQL_PATH) -> None:
-        self.app = app
-        self.path = path
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == self.path and _unsafe(scope):
-            await error_response(400, CSRF_MESSAGE, "CSRF_PREVENTED")(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
-def _unsafe(scope: Scope) -> bool:
-    headers = Headers(scope=scope)
-    if any(headers.get(name, "").strip() for name in PREFLIGHT_HEADERS):
-        return False
-    if scope["method"] in ("GET", "HEAD"):
+def _unsafe(scope: Scope, headers: Headers) -> bool:
+    """Whether a request to the GraphQL path is one a browser sends cross-site without a CORS
+    preflight, and without a header that only a preflighted request can carry (Apollo Server's
+    `csrfPrevention` rule: a page on another site cannot make it with our cookies)."""
+    if scope["method"] == "POST":
+        if media_type(headers.get("content-type")) not in SIMPLE_CONTENT_TYPES:
+            return False
+    elif scope["method"] in ("GET", "HEAD"):
         # A GET carrying an operation (its text, or the hash of a persisted query in
         # `extensions`) needs the header too, as in Apollo Server, though GET runs queries only:
         # a cross-site link is a top-level navigation, which carries SameSite=Lax cookies; some
@@ -89,10 +74,11 @@ def _unsafe(scope: Scope) -> bool:
         # header for free, others pay one cached preflight. Without either parameter it is the
         # GraphiQL page, which executes nothing.
         params = QueryParams(scope["query_string"])
-        return "query" in params or "extensions" in params
-    if scope["method"] == "POST":
-        return media_type(headers.get("content-type")) in SIMPLE_CONTENT_TYPES
-    return False  # other methods are preflighted by browsers, and refused by the route anyway
+        if "query" not in params and "extensions" not in params:
+            return False
+    else:
+        return False  # other methods are preflighted by browsers, and refused by the route anyway
+    return not any(headers.get(name, "").strip() for name in PREFLIGHT_HEADERS)
 
 
 class _BodyTooLarge(Exception):
@@ -108,33 +94,103 @@ MULTIPART_OVERHEAD = 1 << 20
 CLOSE = {"Connection": "close"}
 
 
-class BodyLimit:
-    """Refuse request bodies over `max_bytes` with 413, declared or streamed.
+class Protections:
+    """Refuse, in this order: requests over the rate limit, GraphQL requests that CSRF
+    prevention blocks, and request bodies over the size limit.
 
-    Only a staff member's multipart upload may be larger: as large as `upload_bytes` plus its
-    framing (the upload's own limit, exact to the byte, is checked while it is stored). Anyone
-    else's multipart request is refused before its body is read: 401 anonymous, 403 non-staff.
+    Rate limit: per signed-in user, or per client address, in a sliding minute (`window`). A
+    WebSocket handshake counts as one request (what runs over the socket is subscriptions only:
+    see TrendsSchema.stream); one over the limit is refused with 429 before it is accepted.
+
+    Body limit: `max_bytes`, declared or streamed. Only a staff member's multipart upload may be
+    larger: as large as `upload_bytes` plus its framing (the upload's own limit, exact to the
+    byte, is checked while it is stored). Anyone else's multipart request is refused before its
+    body is read: 401 anonymous, 403 non-staff.
+
+    One layer rather than three: each layer of the stack costs every request a call and a
+    wrapper of its messages.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limiter: RateLimiter,
+        anonymous: int,
+        user: int,
+        window: float,
+        max_bytes: int,
+        upload_bytes: int,
+        path: str = GRAPHQL_PATH,
+    ) -> None:
         self.app = app
+        self.limiter = limiter
+        self.anonymous = anonymous
+        self.user = user
+        self.window = window
         self.max_bytes = max_bytes
         self.upload_bytes = upload_bytes + MULTIPART_OVERHEAD
+        self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        refusal = await self._rate_refusal(scope)
+        if refusal is not None:
+            if kind == "websocket":
+                await sockets.refuse(scope, receive, send, refusal)
+            else:
+                await refusal(scope, receive, send)
+            return
+        if kind != "http":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        if scope["path"] == self.path and _unsafe(scope, headers):
+            await error_response(400, CSRF_MESSAGE, "CSRF_PREVENTED")(scope, receive, send)
+            return
+        await self._limit_body(scope, receive, send, headers)
+
+    async def _rate_refusal(self, scope: Scope) -> Response | None:
+        """The 429 answer to a request over its limit; None for one within it."""
+        if scope.get("method") == "OPTIONS" or is_exempt(scope["path"]):
+            return None
+        key, limit = self._subject(scope)
+        if not limit:
+            return None
+        decision = await self.limiter.hit(key, limit, self.window)
+        if decision.allowed:
+            return None
+        message = f"Too many requests: at most {limit} a minute. Try again later."
+        headers = {"Retry-After": retry_after_header(decision.retry_after)}
+        return error_response(429, message, "TOO_MANY_REQUESTS", headers)
+
+    def _subject(self, scope: Scope) -> tuple[str, int]:
+        """The limiter key of the request and its limit (0: unlimited)."""
+        user = request_session(scope).user
+        if user is not None:
+            return f"user:{user.id}", self.user
+        client = scope.get("client")
+        return f"anon:{client[0] if client else 'unknown'}", self.anonymous
+
+    async def _limit_body(
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers
+    ) -> None:
         multipart = media_type(headers.get("content-type")) == "multipart/form-data"
         if multipart and (refusal := _upload_refusal(scope)) is not None:
             await refusal(scope, receive, send)
             return
         limit = self.upload_bytes if multipart else self.max_bytes
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            await self._refuse(scope, receive, send, limit)
-            return
+        if declared.isdigit():
+            if int(declared) > limit:
+                await self._refuse(scope, receive, send, limit)
+                return
+            if "transfer-encoding" not in headers:
+                # The server reads no more than the declared length: nothing to count.
+                await self.app(scope, receive, send)
+                return
 
         received = 0
         started = False
@@ -175,66 +231,17 @@ def _upload_refusal(scope: Scope) -> Response | None:
     return None
 
 
-class RateLimit:
-    """Limit requests per signed-in user, or per client address, in a sliding minute.
-
-    A WebSocket handshake counts as one request (what runs over the socket is subscriptions
-    only: see TrendsSchema.stream); one over the limit is refused with 429 before it is accepted.
-    """
-
-    def __init__(
-        self, app: ASGIApp, limiter: RateLimiter, anonymous: int, user: int, window: float
-    ) -> None:
-        self.app = app
-        self.limiter = limiter
-        self.anonymous = anonymous
-        self.user = user
-        self.window = window
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] not in ("http", "websocket")
-            or scope.get("method") == "OPTIONS"
-            or is_exempt(scope["path"])
-        ):
-            await self.app(scope, receive, send)
-            return
-        key, limit = self._subject(scope)
-        if limit:
-            decision = await self.limiter.hit(key, limit, self.window)
-            if not decision.allowed:
-                message = f"Too many requests: at most {limit} a minute. Try again later."
-                headers = {"Retry-After": retry_after_header(decision.retry_after)}
-                response = error_response(429, message, "TOO_MANY_REQUESTS", headers)
-                if scope["type"] == "websocket":
-                    await sockets.refuse(scope, receive, send, response)
-                else:
-                    await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-    def _subject(self, scope: Scope) -> tuple[str, int]:
-        """The limiter key of the request and its limit (0: unlimited)."""
-        user = request_session(scope).user
-        if user is not None:
-            return f"user:{user.id}", self.user
-        client = scope.get("client")
-        return f"anon:{client[0] if client else 'unknown'}", self.anonymous
-
-
 def protection_middleware(settings: Settings, limiter: RateLimiter) -> list[Middleware]:
-    """The protections, outermost first; they go inside the session and CORS middleware."""
+    """The protections; they go inside the session and CORS middleware."""
     return [
         Middleware(
-            RateLimit,
+            Protections,
             limiter=limiter,
             anonymous=settings.rate_limit_anon,
             user=settings.rate_limit_user,
             window=RATE_WINDOW,
-        ),
-        Middleware(CSRFPrevention),
-        Middleware(
-            BodyLimit, max_bytes=settings.max_body_bytes, upload_bytes=settings.upload_max_bytes
+            max_bytes=settings.max_body_bytes,
+            upload_bytes=settings.upload_max_bytes,
         ),
     ]
 
