@@ -9,7 +9,6 @@ import anyio.to_thread
 import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -30,6 +29,7 @@ from trends_gql.schema.caching import CachedResponses
 from trends_gql.schema.persisted import PersistedQueries
 from trends_gql.schema.prepared import PreparedReads
 from trends_gql.web.assets import STATIC_PATH, Assets, Page
+from trends_gql.web.cors import CORS
 from trends_gql.web.downloads import download_export
 from trends_gql.web.etags import HTTPCaching
 from trends_gql.web.measurement import MeasuredOperations, RequestMetrics
@@ -218,7 +218,7 @@ def create_app(
             # Outermost: times whole requests and counts the refusals of the others too.
             Middleware(RequestMetrics, path=GRAPHQL_PATH, settings=settings),
             Middleware(
-                CORSMiddleware,
+                CORS,
                 allow_origins=settings.cors_origins,
                 allow_credentials=True,
                 allow_methods=["GET", "POST", "OPTIONS"],

@@ -1,0 +1,86 @@
+"""CORS over HTTP: the real app's answers, and the short path for requests without Origin
+answering as Starlette's CORSMiddleware does."""
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from conftest import http_client, serve
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from trends_gql.web.cors import CORS
+
+ALLOWED = "http://localhost:8080"
+TYPENAME = {"query": "{ __typename }"}
+
+
+def test_an_answer_without_origin_varies_on_origin(client: httpx.Client) -> None:
+    response = client.post("/graphql", json=TYPENAME)
+    assert response.json() == {"data": {"__typename": "Query"}}
+    assert response.headers.get_list("vary") == ["Origin"]
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_an_answer_that_varies_already_gets_origin_in_the_same_header(
+    client: httpx.Client,
+) -> None:
+    params = {"query": "{ __typename }"}
+    response = client.get("/graphql", params=params, headers={"graphql-require-preflight": "1"})
+    [vary] = response.headers.get_list("vary")
+    assert [v.strip() for v in vary.split(",")][-1] == "Origin"
+    assert {"Accept", "Cookie"} <= {v.strip() for v in vary.split(",")}
+
+
+def test_an_allowed_origin_reads_the_answer_with_credentials(client: httpx.Client) -> None:
+    response = client.post("/graphql", json=TYPENAME, headers={"origin": ALLOWED})
+    assert response.headers["access-control-allow-origin"] == ALLOWED
+    assert response.headers["access-control-allow-credentials"] == "true"
+    assert "Origin" in response.headers["vary"]
+
+
+def test_another_origin_is_not_allowed_to_read_it(client: httpx.Client) -> None:
+    response = client.post("/graphql", json=TYPENAME, headers={"origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+async def _answer(request: Request) -> Response:
+    vary = request.query_params.getlist("vary")
+    headers = [(b"vary", v.encode()) for v in vary] + [(b"x-other", b"1")]
+    response = Response(b"{}", media_type="application/json")
+    response.raw_headers += headers
+    return response
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    """Clients of the same app behind ours and behind Starlette's middleware."""
+    options = {"allow_origins": [ALLOWED], "allow_credentials": True, "allow_methods": ["GET"]}
+    apps = [
+        Starlette(routes=[Route("/", _answer)], middleware=[Middleware(cors, **options)])
+        for cors in (CORS, CORSMiddleware)
+    ]
+    with (
+        serve(apps[0]) as ours,
+        serve(apps[1]) as theirs,
+        http_client(base_url=ours) as a,
+        http_client(base_url=theirs) as b,
+    ):
+        yield a, b
+
+
+@pytest.mark.parametrize("origin", [None, ALLOWED, "http://evil.example"])
+@pytest.mark.parametrize("vary", [[], ["Accept"], ["Accept", "Cookie"]])
+def test_ours_answers_the_headers_starlettes_does(
+    pair: tuple[httpx.Client, httpx.Client], origin: str | None, vary: list[str]
+) -> None:
+    headers = {"origin": origin} if origin else {}
+    answers = [c.get("/", params={"vary": vary}, headers=headers) for c in pair]
+    ours, theirs = (
+        sorted((k, v) for k, v in a.headers.multi_items() if k != "date") for a in answers
+    )
+    assert ours == theirs
