@@ -9,11 +9,11 @@ PORT ?= 8000
 unexport PYTHONDONTWRITEBYTECODE
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate serve test test-lowest lint format schema vendor bench bench-attacks clean
+.PHONY: help install run migrate serve test test-lowest lint format schema vendor bench bench-instructions bench-attacks clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' -v host='$(HOST)' -v port='$(PORT)' \
-		'{gsub(/\$$\(HOST\)/, host, $$2); gsub(/\$$\(PORT\)/, port, $$2); printf "  make %-13s %s\n", $$1, $$2}'
+		'{gsub(/\$$\(HOST\)/, host, $$2); gsub(/\$$\(PORT\)/, port, $$2); printf "  make %-18s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: pyproject.toml constraints.txt tests/http_audit/package-lock.json
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -65,6 +65,10 @@ vendor: install ## fetch the pages' pinned third-party code from npm into trends
 bench: install ## benchmark HTTP (wrk) and imports on PostgreSQL; writes bench/results.json (PEERS=1: with the GraphQL peers; SCALE=1: and every query on 1,000,000 rows)
 	command -v wrk >/dev/null && test -x /usr/bin/time || (apt-get update && apt-get install -y wrk time)
 	PEERS=$(PEERS) SCALE=$(SCALE) $(BIN)/python bench/run.py
+
+bench-instructions: install ## count an uncached request's instructions (callgrind), BENCH_BASE (default HEAD) next to this tree
+	test -x /usr/bin/valgrind || (apt-get update && apt-get install -y valgrind)
+	$(BIN)/python bench/instructions.py
 
 bench-attacks: install ## time the refusal of each known attack next to a normal query (PostgreSQL)
 	$(BIN)/python bench/attacks.py
