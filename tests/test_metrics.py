@@ -187,12 +187,15 @@ def test_cache_hits_and_misses_are_counted_with_their_operation(web: httpx.Clien
     before = scrape(web)
     assert post(web, query, name).headers["x-trends-cache"] == "miss"
     assert post(web, query, name).headers["x-trends-cache"] == "hit"
+    # A hit is clean without a look at its body; the next request of the process is looked at.
+    assert code(post(web, f"query {name} {{ nope }}", name).json()) == "GRAPHQL_VALIDATION_FAILED"
     after = scrape(web)
     cache = "trends_cache_responses_total"
-    for outcome in ("hit", "miss"):
+    for outcome, count in (("hit", 1), ("miss", 2)):  # the invalid one is a miss too
         moved = value(after, cache, outcome=outcome) - value(before, cache, outcome=outcome)
-        assert moved == 1, outcome
+        assert moved == count, outcome
     assert value(after, REQUESTS, operation=name, outcome="ok") == 2  # the hit is a request too
+    assert value(after, REQUESTS, operation=name, outcome="GRAPHQL_VALIDATION_FAILED") == 1
 
 
 def test_login_failures_and_refusals_are_counted_by_reason(

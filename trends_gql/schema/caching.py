@@ -15,7 +15,7 @@ from trends_gql.cache.store import Cache
 from trends_gql.core import instruments
 from trends_gql.core.settings import Settings
 from trends_gql.schema.limits import parse_document
-from trends_gql.web.measurement import note_operation
+from trends_gql.web.measurement import note_clean_answer, note_operation
 
 CACHE_HEADER = "X-Trends-Cache"  # hit, miss, or bypass (the cache is off or unreachable)
 
@@ -109,6 +109,7 @@ class CachedResponses(View):
             cached, response = await self.cache.get_or_compute(key, compute)
             if response is not None:  # computed here, so nothing was cached
                 return _mark(response, "miss")
+        note_clean_answer()  # only answers without errors are kept
         return _mark(Response(cached, media_type="application/json"), "hit")
 
 

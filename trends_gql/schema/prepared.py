@@ -60,7 +60,7 @@ from trends_gql.schema.completion import TYPENAME, Complete, Fragments, NotPlain
 from trends_gql.schema.complexity import Figures
 from trends_gql.schema.limits import DOCUMENT_CACHE_SIZE, over_limits, parse_document
 from trends_gql.schema.roots import ROOTS, FieldRead, Rendered, RootCall, Rows, rendered_nodes
-from trends_gql.web.measurement import note_operation
+from trends_gql.web.measurement import note_clean_answer, note_operation
 
 if TYPE_CHECKING:
     from trends_gql.schema.context import View
@@ -299,6 +299,7 @@ class PreparedReads(View):
             USUAL.inc()
             return await run(request, context, root_value)
         ANSWERED.inc()
+        note_clean_answer()  # an error anywhere leaves the request to the usual way
         request.state.query_cost = prepared.cost  # as CheckedValidation charges it
         return Response(body, media_type="application/json")
 

@@ -27,10 +27,10 @@ _FIRST_OPERATION = re.compile(
 
 
 class _Probe:
-    __slots__ = ("batch", "body", "operation_name", "query", "read", "status")
+    __slots__ = ("batch", "body", "clean", "operation_name", "query", "read", "status")
 
     def __init__(self) -> None:
-        self.read = self.batch = False
+        self.read = self.batch = self.clean = False
         self.query: str | None = None
         self.operation_name: str | None = None
         self.status: int | None = None
@@ -46,6 +46,14 @@ def note_operation(query: str | None, operation_name: str | None, batch: bool = 
     if probe is not None:
         probe.read, probe.batch = True, batch
         probe.query, probe.operation_name = query, operation_name
+
+
+def note_clean_answer() -> None:
+    """Tell the request's metrics that its answer holds no error, so that they need not look
+    for one in its body (a cached page of 440 trends spent half its time in that search)."""
+    probe = _PROBE.get()
+    if probe is not None:
+        probe.clean = True
 
 
 class MeasuredOperations(View):
@@ -99,7 +107,8 @@ class RequestMetrics:
     def record(self, probe: _Probe, seconds: float) -> None:
         if not probe.read and probe.status == 200:
             return  # not a GraphQL request: the GraphiQL page
-        outcome = _outcome(probe.status, probe.body)
+        clean = probe.clean and probe.status == 200
+        outcome = "ok" if clean else _outcome(probe.status, probe.body)
         key = (self.operation(probe, outcome), outcome)
         children = self.children.get(key)
         if children is None:
