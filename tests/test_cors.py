@@ -1,5 +1,5 @@
-"""CORS over HTTP: the real app's answers, and the short path for requests without Origin
-answering as Starlette's CORSMiddleware does."""
+"""CORS over HTTP: the real app's answers; ours answers Starlette's CORSMiddleware's headers to
+requests with an Origin, and adds Origin to one Vary header for those without."""
 
 from collections.abc import Iterator
 

@@ -18,6 +18,7 @@ the rest of a request by id. psycopg's own adapters still dump the parameters an
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -35,8 +36,14 @@ from trends_gql.core.db import Database, postgres_connect_args
 # Whether a statement is read, given the rows of those read before it (Reads.fetch).
 Wanted = Callable[[list[list[Any]]], bool]
 
-# Per connection: (statement, parameter types) -> the name it is prepared under.
-_Prepared = dict[tuple[bytes, tuple[int, ...]], bytes]
+
+@dataclass
+class _Kept:
+    """What a connection keeps between reads."""
+
+    adapt: psycopg.abc.Transformer  # its adapters, with the loaders of the types they met
+    # (statement, parameter types) -> the name it is prepared under.
+    statements: dict[tuple[bytes, tuple[int, ...]], bytes] = field(default_factory=dict)
 
 
 class _Pool:
@@ -51,9 +58,7 @@ class _Pool:
         self.slots = asyncio.Semaphore(size)
         self.prepared_max = prepared_max
         self.idle: list[psycopg.AsyncConnection[Any]] = []
-        self.prepared: dict[psycopg.AsyncConnection[Any], _Prepared] = {}
-        # Per connection, its adapters: kept, they keep the loaders of the types they met.
-        self.adapters: dict[psycopg.AsyncConnection[Any], psycopg.abc.Transformer] = {}
+        self.kept: dict[psycopg.AsyncConnection[Any], _Kept] = {}
 
     async def acquire(self) -> psycopg.AsyncConnection[Any]:
         """A connection to read on, to give back with `release` (plain calls rather than a
@@ -72,8 +77,7 @@ class _Pool:
                 self.idle.append(conn)
                 return
             # Broken, closed, or left inside a statement by a cancellation.
-            self.prepared.pop(conn, None)
-            self.adapters.pop(conn, None)
+            self.kept.pop(conn, None)
             if conn.info.transaction_status is TransactionStatus.ACTIVE:
                 with contextlib.suppress(Exception):  # the server stops the statement
                     await conn.cancel_safe(timeout=5)
@@ -86,17 +90,16 @@ class _Pool:
         while self.idle:
             conn = self.idle.pop()  # held here: deleted while open, psycopg would complain
             conn.pgconn.finish()
-        self.prepared = {}
-        self.adapters = {}
+        self.kept = {}
 
     async def read(self, conn: psycopg.AsyncConnection[Any], read: CompiledRead) -> list[Any]:
         """The rows of `read` on `conn`, prepared there on first use."""
         pgconn = conn.pgconn
-        adapt = self.adapters.get(conn)
-        if adapt is None:
-            adapt = self.adapters[conn] = Transformer(conn)
+        kept = self.kept.get(conn)
+        if kept is None:
+            kept = self.kept[conn] = _Kept(Transformer(conn))
+        adapt, statements = kept.adapt, kept.statements
         params = adapt.dump_sequence(read.values, [PyFormat.AUTO] * len(read.values))
-        statements = self.prepared.setdefault(conn, {})
         key = (read.query, tuple(adapt.types or ()))
         name = statements.get(key)
         if name is None:

@@ -13,8 +13,7 @@ class CORS(CORSMiddleware):
     added nothing, though the answer to a request with an Origin differs).
 
     Starlette parses the request's and the response's headers for that, which cost an uncached
-    read by id about 9 % of its instructions (tests/test_cors.py holds the two to the same
-    answers).
+    read by id about 9 % of its instructions.
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
