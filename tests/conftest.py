@@ -1,5 +1,6 @@
 """Fixtures: real SQLite and PostgreSQL databases, the real app served by uvicorn over HTTP."""
 
+import asyncio
 import csv
 import fcntl
 import gc
@@ -44,6 +45,7 @@ from trends_gql.imports.csvio import HEADERS
 from trends_gql.imports.ingest import ImportReport, import_trends
 from trends_gql.jobs.schedule import PREFIX
 from trends_gql.web.app import create_app
+from trends_gql.web.transport import OneWriteHttpTools
 
 DATA = Path(__file__).parent / "data"
 SAMPLE = DATA / "trends_sample.csv"
@@ -195,10 +197,12 @@ def pytest_sessionfinish() -> None:
 
 
 @contextmanager
-def serve(app: Starlette) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free port on 127.0.0.1; yield its base URL. It stops after,
-    while the tests go on."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+def serve(app: Starlette, http: type[asyncio.Protocol] = OneWriteHttpTools) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free port on 127.0.0.1, its HTTP protocol `http` (the one
+    `trends serve` uses); yield its base URL. It stops after, while the tests go on."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", http=http
+    )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()

@@ -350,6 +350,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     import uvicorn
 
+    from trends_gql.web.transport import OneWriteHttpTools
+
     made = metrics_folder(args.workers)
     try:
         uvicorn.run(
@@ -362,6 +364,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             log_level=settings.log_level.lower(),
             # A subscription message is a small document: the body limit applies to it as well.
             ws_max_size=settings.max_body_bytes,
+            http=OneWriteHttpTools,
         )
     finally:
         if made is not None:

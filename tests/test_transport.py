@@ -1,0 +1,142 @@
+"""A response reaches the socket in one write (web/transport.py), whole and in order."""
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from conftest import csv_text, generate_csv, http_client, load, serve, trend_row
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from trends_gql.core.db import Database
+from trends_gql.core.settings import Settings
+from trends_gql.web.app import create_app
+from trends_gql.web.transport import HELD_MAX, OneWriteHttpTools
+
+PAGE = "{ trends(first: 500) { totalCount nodes { megatrend macrotrend } } }"
+TEXTS = "challengesAndResearchGaps relevantIndustries realWorldApplicationAndUseCases"
+LARGE = f"{{ trends(first: 500) {{ nodes {{ megatrend macrotrend {TEXTS} }} }} }}"
+
+
+class _Recorder:
+    """The server's transport, recording the writes that reach it (each one system call)."""
+
+    def __init__(self, transport: asyncio.Transport, writes: list[list[bytes]]) -> None:
+        self.transport = transport
+        self.writes = writes
+
+    def write(self, data: bytes) -> None:
+        self.writes.append([bytes(data)])
+        self.transport.write(data)
+
+    def writelines(self, chunks: Any) -> None:
+        chunks = [bytes(c) for c in chunks]
+        self.writes.append(chunks)
+        self.transport.writelines(chunks)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
+def _recorded(protocol: type[HttpToolsProtocol], writes: list[list[bytes]]) -> type[Any]:
+    """`protocol`, its writes to the socket recorded in `writes`."""
+
+    class Recorded(protocol):  # type: ignore[misc,valid-type]
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(_Recorder(transport, writes))
+
+    return Recorded
+
+
+@pytest.fixture
+def writes() -> list[list[bytes]]:
+    return []
+
+
+@pytest.fixture
+def recorded(backend: Settings, db: Database, writes: list[list[bytes]]) -> Iterator[str]:
+    """The app served with our protocol, recording what reaches the socket."""
+    with serve(create_app(backend), http=_recorded(OneWriteHttpTools, writes)) as url:
+        yield url
+
+
+def _page(client: httpx.Client) -> dict[str, Any]:
+    response = client.post("/graphql", json={"query": PAGE})
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["trends"]  # type: ignore[no-any-return]
+
+
+def test_each_answer_reaches_the_socket_in_one_write_with_its_head(
+    recorded: str, db: Database, tmp_path: Any, writes: list[list[bytes]]
+) -> None:
+    load(db, tmp_path, csv_text([trend_row(megatrend=f"M{i}") for i in range(3)]))
+    with http_client(base_url=recorded) as client:
+        _page(client)  # the connection is open: what follows writes responses only
+        writes.clear()
+        pages = [_page(client) for _ in range(3)]
+    assert [p["totalCount"] for p in pages] == [3, 3, 3]
+    assert len(writes) == 3, [len(w) for w in writes]
+    for write in writes:
+        sent = b"".join(write)
+        assert sent.startswith(b"HTTP/1.1 200 OK\r\n")
+        body = sent.split(b"\r\n\r\n", 1)[1]
+        assert orjson.loads(body)["data"]["trends"]["totalCount"] == 3
+
+
+def test_uvicorn_alone_writes_the_head_and_the_body_apart(backend: Settings, db: Database) -> None:
+    # What OneWriteHttpTools is for: the day uvicorn writes a response at once, this fails and
+    # web/transport.py can go.
+    writes: list[list[bytes]] = []
+    with (
+        serve(create_app(backend), http=_recorded(HttpToolsProtocol, writes)) as url,
+        http_client(base_url=url) as client,
+    ):
+        _page(client)
+        writes.clear()
+        _page(client)
+    assert len(writes) == 2
+    assert writes[0][0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert writes[0][0].endswith(b"\r\n\r\n")
+
+
+def test_a_large_answer_is_sent_at_once_with_what_was_held(
+    recorded: str, db: Database, tmp_path: Any, writes: list[list[bytes]]
+) -> None:
+    load(db, tmp_path, generate_csv(300, tmp_path / "trends.csv"))
+    with http_client(base_url=recorded) as client:
+        _page(client)
+        writes.clear()
+        response = client.post("/graphql", json={"query": LARGE})
+    assert len(response.content) > HELD_MAX
+    assert len(response.json()["data"]["trends"]["nodes"]) == 300
+    # The head was held; the body, too large to hold, went out with it in the same call.
+    assert len(writes) == 1
+    head, body = writes[0]
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert body == response.content
+
+
+def test_pipelined_requests_are_answered_in_order_and_whole_before_the_close(
+    recorded: str, db: Database, tmp_path: Any
+) -> None:
+    load(db, tmp_path, csv_text([trend_row(megatrend="First"), trend_row(megatrend="Second")]))
+    host, port = recorded.removeprefix("http://").split(":")
+    requests = b""
+    for megatrend, last in (("First", False), ("Second", True)):
+        query = f'{{ trends(filter: {{megatrend: "{megatrend}"}}) {{ nodes {{ megatrend }} }} }}'
+        body = orjson.dumps({"query": query})
+        requests += (
+            b"POST /graphql HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n%s\r\n%s"
+        ) % (host.encode(), len(body), b"Connection: close\r\n" if last else b"", body)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(requests)  # both at once: the second waits for the first's answer
+        received = b""
+        while chunk := sock.recv(65536):  # until the server closes, after the second answer
+            received += chunk
+    bodies = [a.split(b"\r\n\r\n", 1)[1] for a in received.split(b"HTTP/1.1 200 OK\r\n")[1:]]
+    megatrends = [orjson.loads(body)["data"]["trends"]["nodes"] for body in bodies]
+    assert megatrends == [[{"megatrend": "First"}], [{"megatrend": "Second"}]]
