@@ -14,7 +14,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from trends_gql.core.db import Database
 from trends_gql.core.settings import Settings
 from trends_gql.web.app import create_app
-from trends_gql.web.transport import HELD_MAX, OneWriteHttpTools
+from trends_gql.web.transport import HELD_MAX, JOINED_MAX, OneWrite, OneWriteHttpTools
 
 PAGE = "{ trends(first: 500) { totalCount nodes { megatrend macrotrend } } }"
 TEXTS = "challengesAndResearchGaps relevantIndustries realWorldApplicationAndUseCases"
@@ -102,7 +102,7 @@ def test_uvicorn_alone_writes_the_head_and_the_body_apart(backend: Settings, db:
     assert writes[0][0].endswith(b"\r\n\r\n")
 
 
-def test_a_large_answer_is_sent_at_once_with_what_was_held(
+def test_a_large_answer_goes_out_at_once_with_its_held_head(
     recorded: str, db: Database, tmp_path: Any, writes: list[list[bytes]]
 ) -> None:
     load(db, tmp_path, generate_csv(300, tmp_path / "trends.csv"))
@@ -113,10 +113,9 @@ def test_a_large_answer_is_sent_at_once_with_what_was_held(
     assert len(response.content) > HELD_MAX
     assert len(response.json()["data"]["trends"]["nodes"]) == 300
     # The head was held; the body, too large to hold, went out with it in the same call.
-    assert len(writes) == 1
-    head, body = writes[0]
-    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
-    assert body == response.content
+    [[sent]] = writes
+    assert sent.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert sent.endswith(b"\r\n\r\n" + response.content)
 
 
 def test_pipelined_requests_are_answered_in_order_and_whole_before_the_close(
@@ -140,3 +139,31 @@ def test_pipelined_requests_are_answered_in_order_and_whole_before_the_close(
     bodies = [a.split(b"\r\n\r\n", 1)[1] for a in received.split(b"HTTP/1.1 200 OK\r\n")[1:]]
     megatrends = [orjson.loads(body)["data"]["trends"]["nodes"] for body in bodies]
     assert megatrends == [[{"megatrend": "First"}], [{"megatrend": "Second"}]]
+
+
+@pytest.mark.anyio
+async def test_a_write_too_large_to_copy_goes_out_on_its_own_after_what_is_held() -> None:
+    loop = asyncio.get_running_loop()
+    received = bytearray()
+    done = asyncio.Event()
+
+    class Sink(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            received.extend(data)
+            if len(received) == 10 + JOINED_MAX + 1:
+                done.set()
+
+    server = await loop.create_server(Sink, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+    writes: list[list[bytes]] = []
+    one = OneWrite(_Recorder(transport, writes), loop)  # type: ignore[arg-type]
+    try:
+        one.write(b"0123456789")
+        one.write(b"x" * (JOINED_MAX + 1))
+        assert [[len(c) for c in w] for w in writes] == [[10], [JOINED_MAX + 1]]
+        await asyncio.wait_for(done.wait(), 10)
+        assert bytes(received) == b"0123456789" + b"x" * (JOINED_MAX + 1)
+    finally:
+        one.close()
+        server.close()
