@@ -167,3 +167,30 @@ async def test_a_write_too_large_to_copy_goes_out_on_its_own_after_what_is_held(
     finally:
         one.close()
         server.close()
+
+
+@pytest.mark.anyio
+async def test_what_is_held_goes_out_before_the_end_of_the_stream() -> None:
+    loop = asyncio.get_running_loop()
+    received = bytearray()
+    ended = asyncio.Event()
+
+    class Sink(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:
+            received.extend(data)
+
+        def eof_received(self) -> None:
+            ended.set()
+
+    server = await loop.create_server(Sink, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+    one = OneWrite(transport, loop)  # type: ignore[arg-type]
+    try:
+        one.write(b"last words")
+        one.write_eof()
+        await asyncio.wait_for(ended.wait(), 10)
+        assert bytes(received) == b"last words"
+    finally:
+        one.close()
+        server.close()

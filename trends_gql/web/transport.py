@@ -57,6 +57,10 @@ class OneWrite:
         if not self.transport.is_closing():
             self.transport.write(held[0] if len(held) == 1 else b"".join(held))
 
+    def write_eof(self) -> None:
+        self.flush()
+        self.transport.write_eof()
+
     def close(self) -> None:
         self.flush()
         self.transport.close()
