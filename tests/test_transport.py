@@ -1,8 +1,9 @@
 """A response reaches the socket in one write (web/transport.py), whole and in order."""
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -141,56 +142,52 @@ def test_pipelined_requests_are_answered_in_order_and_whole_before_the_close(
     assert megatrends == [[{"megatrend": "First"}], [{"megatrend": "Second"}]]
 
 
-@pytest.mark.anyio
-async def test_a_write_too_large_to_copy_goes_out_on_its_own_after_what_is_held() -> None:
+class _Sink(asyncio.Protocol):
+    """The peer: what it received, and whether the stream has ended."""
+
+    def __init__(self) -> None:
+        self.received = bytearray()
+        self.ended = asyncio.Event()
+
+    def data_received(self, data: bytes) -> None:
+        self.received.extend(data)
+
+    def eof_received(self) -> None:
+        self.ended.set()
+
+
+@contextlib.asynccontextmanager
+async def _connected(writes: list[list[bytes]]) -> AsyncIterator[tuple[OneWrite, _Sink]]:
+    """A OneWrite over a real loopback connection to a _Sink, its writes recorded."""
     loop = asyncio.get_running_loop()
-    received = bytearray()
-    done = asyncio.Event()
-
-    class Sink(asyncio.Protocol):
-        def data_received(self, data: bytes) -> None:
-            received.extend(data)
-            if len(received) == 10 + JOINED_MAX + 1:
-                done.set()
-
-    server = await loop.create_server(Sink, "127.0.0.1", 0)
+    sink = _Sink()
+    server = await loop.create_server(lambda: sink, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
-    writes: list[list[bytes]] = []
     one = OneWrite(_Recorder(transport, writes), loop)  # type: ignore[arg-type]
     try:
-        one.write(b"0123456789")
-        one.write(b"x" * (JOINED_MAX + 1))
-        assert [[len(c) for c in w] for w in writes] == [[10], [JOINED_MAX + 1]]
-        await asyncio.wait_for(done.wait(), 10)
-        assert bytes(received) == b"0123456789" + b"x" * (JOINED_MAX + 1)
+        yield one, sink
     finally:
         one.close()
         server.close()
+
+
+@pytest.mark.anyio
+async def test_a_write_too_large_to_copy_goes_out_on_its_own_after_what_is_held() -> None:
+    writes: list[list[bytes]] = []
+    async with _connected(writes) as (one, sink):
+        one.write(b"0123456789")
+        one.write(b"x" * (JOINED_MAX + 1))
+        assert [[len(c) for c in w] for w in writes] == [[10], [JOINED_MAX + 1]]
+        one.write_eof()
+        await asyncio.wait_for(sink.ended.wait(), 10)
+    assert bytes(sink.received) == b"0123456789" + b"x" * (JOINED_MAX + 1)
 
 
 @pytest.mark.anyio
 async def test_what_is_held_goes_out_before_the_end_of_the_stream() -> None:
-    loop = asyncio.get_running_loop()
-    received = bytearray()
-    ended = asyncio.Event()
-
-    class Sink(asyncio.Protocol):
-        def data_received(self, data: bytes) -> None:
-            received.extend(data)
-
-        def eof_received(self) -> None:
-            ended.set()
-
-    server = await loop.create_server(Sink, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
-    one = OneWrite(transport, loop)  # type: ignore[arg-type]
-    try:
+    async with _connected([]) as (one, sink):
         one.write(b"last words")
         one.write_eof()
-        await asyncio.wait_for(ended.wait(), 10)
-        assert bytes(received) == b"last words"
-    finally:
-        one.close()
-        server.close()
+        await asyncio.wait_for(sink.ended.wait(), 10)
+    assert bytes(sink.received) == b"last words"
