@@ -142,6 +142,26 @@ def test_pipelined_requests_are_answered_in_order_and_whole_before_the_close(
     assert megatrends == [[{"megatrend": "First"}], [{"megatrend": "Second"}]]
 
 
+def test_a_client_that_expects_100_continue_is_told_to_go_on_at_once(recorded: str) -> None:
+    # uvicorn writes the 100 Continue when the app first reads the body, then waits for it: what
+    # is held must go out at the end of that turn, or the client would wait for nothing.
+    host, port = recorded.removeprefix("http://").split(":")
+    body = orjson.dumps({"query": "{ __typename }"})
+    head = (
+        b"POST /graphql HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+    ) % (host.encode(), len(body))
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(head)
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"  # the timeout raises
+        sock.sendall(body)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert received.endswith(b'{"data":{"__typename":"Query"}}')
+
+
 class _Sink(asyncio.Protocol):
     """The peer: what it received, and whether the stream has ended."""
 
