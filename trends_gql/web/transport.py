@@ -45,6 +45,7 @@ class OneWrite:
                 self.transport.write(data)
 
     def writelines(self, chunks: Any) -> None:
+        """Write each chunk as `write` does."""
         for chunk in chunks:
             self.write(chunk)
 
@@ -58,10 +59,12 @@ class OneWrite:
             self.transport.write(held[0] if len(held) == 1 else b"".join(held))
 
     def write_eof(self) -> None:
+        """End the stream after what is held."""
         self.flush()
         self.transport.write_eof()
 
     def close(self) -> None:
+        """Close after sending what is held."""
         self.flush()
         self.transport.close()
 
